@@ -1,0 +1,42 @@
+"""Scoring a classifier on labelled images: batched prediction, accuracy, confusion matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from mnist import N_CLASSES, to_input
+
+# Rows per forward pass when scoring a whole set: big enough for fast matrix products,
+# small enough to keep the activations of 10,000 images out of memory at once.
+EVAL_BATCH = 2500
+
+
+def predict_proba_batched(
+    predict_proba: Callable[[np.ndarray], np.ndarray], images: np.ndarray
+) -> np.ndarray:
+    """Probabilities for uint8 images (N, 28, 28); returns (N, 10) float32."""
+    parts = [
+        predict_proba(to_input(images[i : i + EVAL_BATCH]))
+        for i in range(0, len(images), EVAL_BATCH)
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, N_CLASSES), np.float32)
+
+
+def accuracy(proba: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of rows whose most probable class is the label; proba (N, C), labels (N,)."""
+    return float(np.mean(proba.argmax(axis=1) == labels)) if len(labels) else 0.0
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n: int = N_CLASSES) -> np.ndarray:
+    """Counts (n, n) with true classes on rows and predicted classes on columns."""
+    return np.bincount(labels.astype(np.int64) * n + predicted, minlength=n * n).reshape(n, n)
+
+
+def format_confusion(matrix: np.ndarray) -> str:
+    """The confusion matrix as aligned text rows, true classes down, predictions across."""
+    width = max(5, len(str(matrix.max())) + 1)
+    header = "true\\pred" + "".join(f"{c:>{width}}" for c in range(len(matrix)))
+    rows = [f"{r:>9}" + "".join(f"{v:>{width}}" for v in row) for r, row in enumerate(matrix)]
+    return "\n".join([header, *rows])

@@ -1,0 +1,186 @@
+"""Load the four MNIST IDX files into uint8 arrays, checking them against the originals."""
+
+import gzip
+import hashlib
+import math
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SIDE = 28
+N_PIXELS = IMAGE_SIDE * IMAGE_SIDE
+N_CLASSES = 10
+DATA_DIR = Path(__file__).resolve().parent / "data" / "mnist"
+
+# Hard-coded rather than read from data/mnist/SHA256SUMS, so a file replaced together with
+# its SHA256SUMS entry is still caught; these are the digests of the decompressed originals.
+SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_LABELS_MAGIC = 0x00000801
+_IMAGES_MAGIC = 0x00000803
+_NDIM = {_LABELS_MAGIC: 1, _IMAGES_MAGIC: 3}
+
+
+class DatasetError(Exception):
+    """A dataset file is missing or differs from the original MNIST; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Mnist:
+    """MNIST as read-only uint8 arrays: images (n, 28, 28), 0 = background; labels (n,) in 0-9."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+
+def _show(path: Path) -> str:
+    """The path as the user would type it: relative to the working directory when inside it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _read_content(path: Path) -> tuple[bytes, bool]:
+    """The file's IDX bytes, decompressed if it is gzip (by magic bytes), and whether it was."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as err:
+        raise DatasetError(
+            f"{_show(path)} could not be read ({err.strerror}); "
+            "point --data-dir at a folder with the four MNIST files."
+        ) from err
+    if not raw.startswith(_GZIP_MAGIC):
+        return raw, False
+    try:
+        return gzip.decompress(raw), True
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise DatasetError(
+            f"{_show(path)} is a truncated or damaged gzip file ({err}); "
+            "copy the original file again."
+        ) from err
+
+
+def _parse_idx(content: bytes, path: Path, gzipped: bool) -> np.ndarray:
+    """The uint8 array an IDX byte string holds: labels (n,) or images (n, rows, cols)."""
+    where = " after decompression" if gzipped else ""
+    if len(content) < 4:
+        raise DatasetError(
+            f"{_show(path)} is truncated: it has {len(content)} bytes{where}, too few for an "
+            "IDX header; copy the original file again."
+        )
+    magic = int.from_bytes(content[:4], "big")
+    if magic not in _NDIM:
+        raise DatasetError(
+            f"{_show(path)} is not an MNIST IDX file: its magic number is 0x{magic:08x}, "
+            f"expected 0x{_LABELS_MAGIC:08x} (labels) or 0x{_IMAGES_MAGIC:08x} (images); "
+            "copy the original file again."
+        )
+    ndim = _NDIM[magic]
+    header_size = 4 + 4 * ndim
+    if len(content) < header_size:
+        raise DatasetError(
+            f"{_show(path)} is truncated: it has {len(content)} bytes{where}, too few for its "
+            f"{header_size}-byte IDX header; copy the original file again."
+        )
+    shape = tuple(int(d) for d in np.frombuffer(content, ">u4", count=ndim, offset=4))
+    expected = header_size + math.prod(shape)
+    if len(content) != expected:
+        problem = "is truncated" if len(content) < expected else "is longer than its header says"
+        raise DatasetError(
+            f"{_show(path)} {problem}: expected {expected} bytes{where}, got {len(content)}; "
+            "copy the original file again."
+        )
+    return np.frombuffer(content, np.uint8, offset=header_size).reshape(shape)
+
+
+def read_idx(path: Path | str) -> np.ndarray:
+    """Read an IDX file, gzipped or raw, as read-only uint8: labels (n,) or images (n, h, w)."""
+    content, gzipped = _read_content(path)
+    return _parse_idx(content, path, gzipped)
+
+
+def find_file(data_dir: Path | str, name: str) -> Path:
+    """The path of canonical MNIST file `name` in data_dir, as .gz, raw or Kaggle `.idx` naming."""
+    kaggle = name.replace("-idx", ".idx")
+    candidates = [f"{name}.gz", name, kaggle, f"{kaggle}.gz"]
+    for candidate in candidates:
+        path = Path(data_dir) / candidate
+        if path.is_file():
+            return path
+    raise DatasetError(
+        f"{_show(data_dir)} has no {name} (looked for {', '.join(candidates)}); "
+        "point --data-dir at a folder with the four MNIST files."
+    )
+
+
+def _load_file(path: Path, name: str, verify: bool) -> np.ndarray:
+    """MNIST file `name` at path as uint8, checked for kind and size and, if asked, SHA-256."""
+    content, gzipped = _read_content(path)
+    array = _parse_idx(content, path, gzipped)
+    kind = "images" if "images" in name else "labels"
+    if kind == "images" and array.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+        got = "labels" if array.ndim == 1 else "x".join(map(str, array.shape[1:])) + " images"
+        raise DatasetError(
+            f"{_show(path)} holds {got}, expected {IMAGE_SIDE}x{IMAGE_SIDE} images; "
+            "copy the original file again."
+        )
+    if kind == "labels" and array.ndim != 1:
+        raise DatasetError(
+            f"{_show(path)} holds images, expected labels; copy the original file again."
+        )
+    if verify:
+        digest = hashlib.sha256(content).hexdigest()
+        if digest != SHA256[name]:
+            raise DatasetError(
+                f"{_show(path)} differs from the original MNIST {name}: the SHA-256 of its "
+                f"decompressed content is {digest}, expected {SHA256[name]}; "
+                "copy the original file again."
+            )
+    return array
+
+
+def _check_labels(labels: np.ndarray, images: np.ndarray, path: Path) -> None:
+    """Raise DatasetError unless labels (n,) at path match images (n, 28, 28) and lie in 0-9."""
+    if len(labels) != len(images):
+        raise DatasetError(
+            f"{_show(path)} has {len(labels)} labels but its images file has {len(images)} "
+            "images; copy the original files again."
+        )
+    if labels.size and labels.max() >= N_CLASSES:
+        raise DatasetError(
+            f"{_show(path)} contains label {labels.max()}, outside 0-{N_CLASSES - 1}; "
+            "copy the original file again."
+        )
+
+
+def load_mnist(data_dir: Path | str = DATA_DIR, verify: bool = True) -> Mnist:
+    """Load MNIST from data_dir; with verify, each file must match the original's SHA-256."""
+    # Find all four first so a wrong --data-dir fails before any decompression.
+    paths = {name: find_file(data_dir, name) for name in SHA256}
+    arrays = {name: _load_file(path, name, verify) for name, path in paths.items()}
+    for prefix in ("train", "t10k"):
+        labels = f"{prefix}-labels-idx1-ubyte"
+        _check_labels(arrays[labels], arrays[f"{prefix}-images-idx3-ubyte"], paths[labels])
+    return Mnist(
+        train_images=arrays["train-images-idx3-ubyte"],
+        train_labels=arrays["train-labels-idx1-ubyte"],
+        test_images=arrays["t10k-images-idx3-ubyte"],
+        test_labels=arrays["t10k-labels-idx1-ubyte"],
+    )
+
+
+def to_input(images: np.ndarray) -> np.ndarray:
+    """The network's input for uint8 images (n, 28, 28): float32 (n, 784) scaled to [0, 1]."""
+    return np.multiply(images.reshape(len(images), N_PIXELS), np.float32(1 / 255), dtype=np.float32)

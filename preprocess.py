@@ -1,0 +1,450 @@
+"""Turn any user image into the 28x28 white-on-black digit the network expects, the MNIST way."""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageChops, ImageFilter, ImageOps, UnidentifiedImageError
+
+from mnist import IMAGE_SIDE
+
+# MNIST scaled each digit to fit a 20x20 box (keeping its aspect ratio) inside the 28x28 field.
+FIT_SIDE = 20
+# MNIST then moved the centre of mass to pixel index 14.0 in both axes (the test set's mean is
+# 13.99 down, 14.01 across), i.e. half the side rather than the middle pixel's 13.5.
+CENTRE = IMAGE_SIDE / 2
+
+# Larger inputs are reduced first: a digit needs far fewer pixels than a phone photo has.
+WORK_SIDE = 512
+# The lighting is estimated on a coarse grid whose min filter spans about a quarter of the image,
+# wider than any pen stroke, so strokes never leak into the background estimate.
+GRID_SIDE = 32
+GRID_MIN_WINDOW = 9
+GRID_BLUR_RADIUS = 2
+# A border whose pixels (2nd to 98th percentile) span at most this many grey levels is a clean
+# digital background (a canvas, a screenshot), which needs no lighting correction.
+CLEAN_BORDER_RANGE = 8
+
+# Statistics of images at least twice this size on each side are taken from every other pixel.
+SAMPLE_MIN_SIDE = 64
+# The strokes must stand out from the background by 10% of full scale and by four noise sigmas.
+MIN_CONTRAST = 26
+MIN_CONTRAST_IN_SIGMAS = 4.0
+# The background is cut this many noise sigmas above its median, so noise becomes exact black.
+NOISE_CUT_SIGMAS = 3.0
+
+# A row or column holds ink if its ink adds up to a full pixel and 2% of the inkiest line.
+LINE_MIN_PIXELS = 1.0
+LINE_MIN_FRACTION = 0.02
+# Separate ink is joined to the digit if it is this close (fraction of the digit's extent) and
+# carries this share of the digit's ink; anything within NEAR_FRACTION of the image always is.
+JOIN_GAP_FRACTION = 0.75
+JOIN_MASS_FRACTION = 0.05
+NEAR_FRACTION = 0.01
+# Up to this many faint edge lines next to the box belong to the digit: a pixel or two is
+# nothing in a large image but a tenth of the digit in a 28x28 one.
+FRINGE_PIXELS = 2
+# Ink whose bounding box is shorter than this (fraction of the image, or pixels) is a speck.
+MIN_DIGIT_FRACTION = 0.05
+MIN_DIGIT_PIXELS = 4
+
+# load_image refuses anything bigger before decoding it.
+MAX_FILE_BYTES = 32 * 1024 * 1024
+MAX_PIXELS = 50_000_000
+
+STAGE_NAMES = (
+    "grayscale",
+    "ink (polarity fixed)",
+    "background flattened",
+    "cropped",
+    "fitted 20x20",
+    "centred 28x28",
+)
+
+
+class ImageError(Exception):
+    """An input that cannot be read as an image; the message is one sentence for the user."""
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    """A digit ready for the network: image (28, 28) float32 in [0, 1] or None, and its stages.
+
+    `stages` maps STAGE_NAMES, in order and as far as the pipeline got, to 2-D images for display:
+    uint8 0-255 up to "cropped", float32 0-1 after. `reason` says why there is no digit.
+    """
+
+    image: np.ndarray | None
+    stages: dict[str, np.ndarray] = field(default_factory=dict)
+    reason: str = ""
+
+    @property
+    def has_digit(self) -> bool:
+        """Whether a digit was found (otherwise `reason` says why not)."""
+        return self.image is not None
+
+    @property
+    def vector(self) -> np.ndarray:
+        """The image flattened for the network: (784,) float32."""
+        if self.image is None:
+            raise ValueError(
+                f"There is no digit to classify; check has_digit first ({self.reason})"
+            )
+        return self.image.reshape(-1)
+
+
+def preprocess(image: Image.Image | np.ndarray) -> Preprocessed:
+    """Find the digit in a PIL image or (H, W) / (H, W, 1-4) array and render it MNIST-style."""
+    stages: dict[str, np.ndarray] = {}
+    if isinstance(image, np.ndarray):
+        if image.size == 0:
+            return Preprocessed(None, stages, "No digit found: the image is empty.")
+        pil = _array_to_image(image)
+    elif isinstance(image, Image.Image):
+        pil = _to_8bit(ImageOps.exif_transpose(image))
+    else:
+        raise TypeError(
+            f"preprocess() takes a PIL image or a NumPy array, not {type(image).__name__}."
+        )
+
+    gray = _grayscale(_shrink(pil))
+    if gray is None:
+        return Preprocessed(None, stages, "No digit found: the image is fully transparent.")
+    stages["grayscale"] = np.asarray(gray)
+
+    ink, flat = _ink_and_flatten(gray)
+    stages["ink (polarity fixed)"] = np.asarray(ink)
+
+    normalised, reason = _normalise_contrast(flat)
+    if normalised is None:
+        stages["background flattened"] = np.asarray(flat)
+        return Preprocessed(None, stages, reason)
+    stages["background flattened"] = np.asarray(normalised)
+
+    box = _digit_box(stages["background flattened"])
+    if box is None:
+        return Preprocessed(None, stages, "No digit found: the image has no strokes.")
+    left, top, right, bottom = box
+    if max(right - left, bottom - top) < max(
+        MIN_DIGIT_PIXELS, MIN_DIGIT_FRACTION * max(normalised.size)
+    ):
+        return Preprocessed(
+            None, stages, "No digit found: the ink is too small; draw or crop the digit larger."
+        )
+    cropped = normalised.crop(box)
+    stages["cropped"] = np.asarray(cropped)
+
+    fitted = np.asarray(_fit(cropped), dtype=np.float32) / 255
+    stages["fitted 20x20"] = fitted
+    if not fitted.any():
+        return Preprocessed(None, stages, "No digit found: the strokes are too faint to read.")
+    centred = _centre(fitted)
+    stages["centred 28x28"] = centred
+    return Preprocessed(centred, stages)
+
+
+def naive_preprocess(image: Image.Image | np.ndarray) -> np.ndarray:
+    """The baseline that only resizes: (28, 28) float32 in [0, 1], no polarity fix or centring."""
+    pil = _array_to_image(image) if isinstance(image, np.ndarray) else _to_8bit(image)
+    # Bicubic is what Pillow's resize() uses when not told otherwise.
+    small = pil.convert("L").resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.BICUBIC)
+    return np.asarray(small, dtype=np.float32) / 255
+
+
+def load_image(source: str | os.PathLike[str] | bytes | BinaryIO) -> Image.Image:
+    """Open an image file, bytes or upload safely: first frame, upright, bombs refused unread."""
+    data = _read_capped(source)
+    try:
+        img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        if b"<svg" in data[:4096].lower():
+            raise ImageError("SVG drawings are not supported; export it as PNG or JPEG.") from None
+        raise ImageError("This file is not an image that can be read; use PNG or JPEG.") from None
+    except Image.DecompressionBombError:
+        raise _too_large() from None
+    width, height = img.size
+    if width * height > MAX_PIXELS:
+        raise _too_large()
+    if width == 0 or height == 0:
+        raise ImageError("The image has no pixels.")
+    # JPEG can decode at 1/2, 1/4 or 1/8 scale, which makes large photos cheap.
+    img.draft(None, (2 * WORK_SIDE, 2 * WORK_SIDE))
+    try:
+        img.seek(0)
+        img.load()
+        return ImageOps.exif_transpose(img)
+    except (OSError, SyntaxError, EOFError, ValueError):
+        raise ImageError("The image file is damaged or incomplete.") from None
+
+
+def _too_large() -> ImageError:
+    """The error for images over MAX_PIXELS."""
+    return ImageError(
+        f"The image is too large; use one under {MAX_PIXELS // 1_000_000} million pixels."
+    )
+
+
+def _read_capped(source: str | os.PathLike[str] | bytes | BinaryIO) -> bytes:
+    """The bytes of a path, bytes object or binary file, refusing more than MAX_FILE_BYTES."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+    elif hasattr(source, "read"):
+        data = source.read(MAX_FILE_BYTES + 1)
+    else:
+        try:
+            with open(source, "rb") as f:
+                data = f.read(MAX_FILE_BYTES + 1)
+        except FileNotFoundError:
+            raise ImageError(f"There is no file at {os.fspath(source)}.") from None
+        except IsADirectoryError:
+            raise ImageError(f"{os.fspath(source)} is a folder, not an image file.") from None
+        except PermissionError:
+            raise ImageError(f"{os.fspath(source)} cannot be read (permission denied).") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageError(
+            f"The file is too large; use one under {MAX_FILE_BYTES // (1024 * 1024)} MB."
+        )
+    return data
+
+
+def _array_to_image(array: np.ndarray) -> Image.Image:
+    """An (H, W) or (H, W, 1-4) array of any numeric dtype as an 8-bit L, LA, RGB or RGBA image."""
+    if not (array.ndim == 2 or (array.ndim == 3 and 1 <= array.shape[2] <= 4)):
+        raise ValueError(f"Expected an (H, W) or (H, W, 1-4) image array, got {array.shape}.")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    return Image.fromarray(np.ascontiguousarray(_to_uint8(array)))
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    """Scale an array to uint8, reading its range from its dtype or, failing that, its values."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.bool_:
+        return array.view(np.uint8) * np.uint8(255)
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise TypeError(f"Expected a numeric image array, got dtype {array.dtype}.")
+    values = np.nan_to_num(array.astype(np.float64), nan=0.0)
+    low, high = values.min(), values.max()
+    # Common conventions first: [0, 1] floats or masks, 8-bit and 16-bit ranges.
+    if low >= 0 and high <= 1:
+        values = values * 255
+    elif low >= 0 and high <= 255:
+        pass
+    elif low >= 0 and high <= 65535:
+        values = values / 257
+    else:
+        # Halving first keeps the span finite for values near the float64 limits.
+        span = high / 2 - low / 2
+        values = (values / 2 - low / 2) * (255 / span) if span > 0 else np.zeros_like(values)
+    return (values + 0.5).astype(np.uint8)
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """A PIL image of any mode as 8-bit L, LA, RGB or RGBA."""
+    mode = image.mode
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return image
+    if mode in ("I", "F") or mode.startswith("I;16"):
+        return _array_to_image(np.asarray(image))
+    if mode in ("1", "La"):
+        return image.convert("L" if mode == "1" else "LA")
+    try:
+        return image.convert("RGBA" if image.has_transparency_data else "RGB")
+    except ValueError:
+        raise ImageError(f"Images in colour mode {mode} are not supported.") from None
+
+
+def _shrink(image: Image.Image) -> Image.Image:
+    """The image reduced with area averaging so that its long side is at most WORK_SIDE."""
+    scale = WORK_SIDE / max(image.size)
+    if scale >= 1:
+        return image
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
+
+
+def _grayscale(image: Image.Image) -> Image.Image | None:
+    """Luminance with transparency composited over the colour the strokes contrast with, or None."""
+    gray = image.convert("L") if image.mode != "LA" else image.getchannel("L")
+    if image.mode in ("L", "RGB"):
+        return gray
+    alpha = image.getchannel("A")
+    alpha_low, alpha_high = alpha.getextrema()
+    if alpha_low == 255:
+        return gray
+    if alpha_high == 0:
+        return None
+    # The opaque pixels are the drawing; a canvas leaves the rest transparent with arbitrary RGB.
+    weights, luminance = np.asarray(alpha), np.asarray(gray)
+    if _sample(weights).any():  # else the sample missed every opaque pixel: use them all
+        weights, luminance = _sample(weights), _sample(luminance)
+    weights = weights.ravel().astype(np.float32)
+    stroke_luminance = (luminance.ravel().astype(np.float32) @ weights) / weights.sum()
+    backdrop = Image.new("L", gray.size, 0 if stroke_luminance >= 128 else 255)
+    return Image.composite(gray, backdrop, alpha)
+
+
+def _ink_and_flatten(gray: Image.Image) -> tuple[Image.Image, Image.Image]:
+    """The grey image with ink made bright, and the same with the background lighting removed."""
+    pixels = np.asarray(gray)
+    border = np.sort(np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]))
+    low, level, high = border[[len(border) // 50, len(border) // 2, -1 - len(border) // 50]]
+    if high - low <= CLEAN_BORDER_RANGE:
+        # A flat background: ink is whatever differs from it, on whichever side the mean lies.
+        ink_is_dark = pixels.sum(dtype=np.uint64) < int(level) * pixels.size
+        ink = ImageChops.invert(gray) if ink_is_dark else gray
+        offset = 255 - int(level) if ink_is_dark else int(level)
+        if offset == 0:
+            return ink, ink
+        return ink, ink.point([max(v - offset, 0) for v in range(256)])
+
+    # Uneven lighting: judge polarity by the skew of detail left after removing the lighting,
+    # since strokes are sharp outliers on one side while lighting and vignetting are smooth.
+    grid = gray.resize(_grid_size(gray.size), Image.Resampling.BOX)
+    detail = np.asarray(grid, dtype=np.float32) - np.asarray(
+        grid.filter(ImageFilter.GaussianBlur(GRID_MIN_WINDOW / 2)), dtype=np.float32
+    )
+    ink_is_dark = float((detail**3).sum()) < 0
+    ink = ImageChops.invert(gray) if ink_is_dark else gray
+    ink_grid = ImageChops.invert(grid) if ink_is_dark else grid
+    lighting = (
+        ink_grid.filter(ImageFilter.MinFilter(GRID_MIN_WINDOW))
+        .filter(ImageFilter.GaussianBlur(GRID_BLUR_RADIUS))
+        .resize(gray.size, Image.Resampling.BILINEAR)
+    )
+    return ink, ImageChops.subtract(ink, lighting)
+
+
+def _grid_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The coarse grid for lighting estimates: long side GRID_SIDE, same aspect ratio."""
+    scale = min(1.0, GRID_SIDE / max(size))
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def _normalise_contrast(flat: Image.Image) -> tuple[Image.Image | None, str]:
+    """Stretch bright-ink-on-black so the background is 0 and stroke cores 255, or say why not."""
+    hist = np.bincount(_sample(np.asarray(flat)).ravel(), minlength=256).astype(np.float64)
+    levels = np.arange(256, dtype=np.float64)
+    background = _histogram_median(hist)
+    # The median absolute deviation, turned into a Gaussian sigma, measures the noise.
+    deviations = np.bincount(np.abs(np.arange(256) - background), weights=hist, minlength=256)
+    sigma = 1.4826 * _histogram_median(deviations)
+
+    # Otsu's threshold splits background from strokes.
+    below = np.cumsum(hist)
+    moment = np.cumsum(hist * levels)
+    above = below[-1] - below
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (moment[-1] * below - moment * below[-1]) ** 2 / (below * above)
+    threshold = int(np.argmax(np.nan_to_num(between, nan=-1.0)))
+    strokes = hist.copy()
+    strokes[: threshold + 1] = 0
+    if strokes.sum() == 0:
+        return None, "No digit found: the image has no strokes."
+    stroke_level = _histogram_median(strokes)
+
+    contrast = stroke_level - background
+    if contrast < max(MIN_CONTRAST, MIN_CONTRAST_IN_SIGMAS * sigma):
+        return None, "No digit found: the strokes are too faint or too noisy to read."
+    low = background + NOISE_CUT_SIGMAS * sigma
+    gain = 255 / (stroke_level - low)
+    lut = np.clip((levels - low) * gain, 0, 255).round().astype(np.uint8)
+    return (flat if low <= 0 and gain == 1 else flat.point(lut.tolist())), ""
+
+
+def _sample(pixels: np.ndarray) -> np.ndarray:
+    """Every other row and column of a large (H, W) image, which is plenty for its statistics."""
+    if min(pixels.shape) >= 2 * SAMPLE_MIN_SIDE:
+        return pixels[::2, ::2]
+    return pixels
+
+
+def _histogram_median(hist: np.ndarray) -> int:
+    """The median level of a 256-bin histogram."""
+    cumulative = np.cumsum(hist)
+    return int(np.searchsorted(cumulative, cumulative[-1] / 2))
+
+
+def _digit_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The digit's (left, top, right, bottom) in an (H, W) uint8 ink map, ignoring specks."""
+    top, bottom = 0, ink.shape[0]
+    left, right = 0, ink.shape[1]
+    # Alternate so that specks sharing rows with the digit but not its columns fall away.
+    for _ in range(2):
+        rows = _ink_span(ink[:, left:right].sum(axis=1, dtype=np.int32))
+        if rows is None:
+            return None
+        top, bottom = rows
+        columns = _ink_span(ink[top:bottom].sum(axis=0, dtype=np.int32))
+        if columns is None:
+            return None
+        left, right = columns
+    # The thresholds above skip the faintest edge lines.
+    top, bottom = _grow(ink[:, left:right].any(axis=1), top, bottom, FRINGE_PIXELS)
+    left, right = _grow(ink[top:bottom].any(axis=0), left, right, FRINGE_PIXELS)
+    return left, top, right, bottom
+
+
+def _grow(has_ink: np.ndarray, start: int, stop: int, limit: int) -> tuple[int, int]:
+    """Widen [start, stop) by up to `limit` lines each way while the (n,) bool has_ink holds."""
+    before = has_ink[max(0, start - limit) : start][::-1]
+    after = has_ink[stop : stop + limit]
+    start -= len(before) if before.all() else int(before.argmin())
+    stop += len(after) if after.all() else int(after.argmin())
+    return start, stop
+
+
+def _ink_span(profile: np.ndarray) -> tuple[int, int] | None:
+    """The [start, stop) run of an ink profile (ink per row or column) that holds the digit."""
+    inky = profile >= max(LINE_MIN_PIXELS * 255, LINE_MIN_FRACTION * profile.max())
+    if not inky.any():
+        return None
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], inky.view(np.int8), [0]))))
+    starts, stops = edges[::2], edges[1::2]
+    cumulative = np.concatenate(([0], np.cumsum(profile)))
+    mass = cumulative[stops] - cumulative[starts]
+    main = int(np.argmax(mass))
+    near = max(1.0, NEAR_FRACTION * len(profile))
+
+    def joins(gap: int, run: int, extent: int) -> bool:
+        big = mass[run] >= JOIN_MASS_FRACTION * mass[main]
+        return gap <= near or (big and gap <= JOIN_GAP_FRACTION * extent)
+
+    first = last = main
+    while first > 0 and joins(
+        starts[first] - stops[first - 1], first - 1, stops[last] - starts[first]
+    ):
+        first -= 1
+    while last < len(starts) - 1 and joins(
+        starts[last + 1] - stops[last], last + 1, stops[last] - starts[first]
+    ):
+        last += 1
+    return int(starts[first]), int(stops[last])
+
+
+def _fit(cropped: Image.Image) -> Image.Image:
+    """Scale the cropped digit so its long side is FIT_SIDE, keeping the aspect ratio."""
+    scale = FIT_SIDE / max(cropped.size)
+    size = (max(1, round(cropped.width * scale)), max(1, round(cropped.height * scale)))
+    # Area averaging anti-aliases a downscale without ringing; upscales need interpolation.
+    resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    return cropped.resize(size, resample)
+
+
+def _centre(fitted: np.ndarray) -> np.ndarray:
+    """Paste an (h, w) digit into the (28, 28) field with its centre of mass at CENTRE."""
+    height, width = fitted.shape
+    total = fitted.sum()
+    com_y = (fitted.sum(axis=1) @ np.arange(height, dtype=np.float32)) / total
+    com_x = (fitted.sum(axis=0) @ np.arange(width, dtype=np.float32)) / total
+    # Keep the whole digit inside the field even when its mass sits far to one side.
+    top = int(np.clip(round(CENTRE - com_y), 0, IMAGE_SIDE - height))
+    left = int(np.clip(round(CENTRE - com_x), 0, IMAGE_SIDE - width))
+    placed = np.zeros((IMAGE_SIDE, IMAGE_SIDE), dtype=np.float32)
+    placed[top : top + height, left : left + width] = fitted
+    return placed

@@ -1,0 +1,143 @@
+"""The model file: atomic saving, safe loading, validation with messages a user can act on."""
+
+import itertools
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from model_loader import MODEL_PATH, ModelFileError, load_classifier, load_params, save_params
+from network import MLP
+
+
+@pytest.fixture
+def params():
+    return MLP((784, 16, 8, 10), np.random.default_rng(0)).export()
+
+
+def test_saved_params_load_back_identically(tmp_path, params):
+    path = save_params({**params, "test_accuracy": 0.99, "seed": 3}, tmp_path / "m.pkl")
+    loaded = load_params(path)
+    for a, b in zip(
+        loaded["weights"] + loaded["biases"], params["weights"] + params["biases"], strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert loaded["sizes"] == [784, 16, 8, 10]
+    assert loaded["test_accuracy"] == 0.99
+
+
+def test_saving_leaves_no_temporary_file_and_replaces_the_old_model(tmp_path, params):
+    path = tmp_path / "m.pkl"
+    path.write_bytes(b"old")
+    save_params(params, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pkl"]
+    assert load_params(path)["sizes"] == [784, 16, 8, 10]
+
+
+def test_a_failed_save_keeps_the_previous_model(tmp_path, params, monkeypatch):
+    path = save_params(params, tmp_path / "m.pkl")
+    before = path.read_bytes()
+
+    def crash(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_params({**params, "seed": 1}, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pkl"]
+
+
+def test_a_pickle_that_would_run_code_is_refused_before_anything_runs(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"weights": [Exploit()], "biases": []}))
+    with pytest.raises(ModelFileError, match=r"evil\.pkl was refused.*(posix|os)\.system"):
+        load_params(path)
+    assert not marker.exists()
+
+
+def test_pickled_class_instances_are_refused(tmp_path):
+    path = tmp_path / "instance.pkl"
+    path.write_bytes(pickle.dumps(MLP((784, 10), np.random.default_rng(0))))
+    with pytest.raises(ModelFileError, match=r"network\.MLP"):
+        load_params(path)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda p: p["weights"].pop(), "3 weight arrays but 4 bias|2 weight arrays but 3 bias"),
+        (lambda p: p["weights"].__setitem__(1, np.zeros((15, 8), np.float32)), "layer 2 weights"),
+        (lambda p: p["biases"].__setitem__(2, np.zeros(9, np.float32)), "layer 3 biases"),
+        (lambda p: p["weights"].__setitem__(0, np.zeros((700, 16), np.float32)), "not 784 to 10"),
+        (lambda p: p["weights"][2].__setitem__((0, 0), np.nan), "NaN"),
+        (lambda p: p["biases"][0].__setitem__(0, np.inf), "NaN or infinite"),
+        (lambda p: p["weights"].__setitem__(0, p["weights"][0].astype(np.int32)), "float"),
+        (lambda p: p.pop("biases"), "'weights' and 'biases'"),
+        (lambda p: p.__setitem__("activation", "swish"), "swish"),
+    ],
+    ids=["count", "chain", "bias-size", "input-size", "nan", "inf", "int", "keys", "activation"],
+)
+def test_malformed_params_are_rejected_with_a_message_naming_the_problem(
+    tmp_path, params, mutate, message
+):
+    mutate(params)
+    path = tmp_path / "bad.pkl"
+    path.write_bytes(pickle.dumps(params, protocol=5))
+    with pytest.raises(ModelFileError, match=message) as info:
+        load_params(path)
+    assert "bad.pkl" in str(info.value)
+    assert "python train.py" in str(info.value)
+
+
+@pytest.mark.parametrize("keep", [0, 1, 100, 2000])
+def test_truncated_files_are_rejected_clearly(tmp_path, params, keep):
+    path = tmp_path / "cut.pkl"
+    path.write_bytes(pickle.dumps(params, protocol=5)[:keep])
+    with pytest.raises(ModelFileError, match=r"cut\.pkl .*(truncated|damaged|not a model)"):
+        load_params(path)
+
+
+def test_missing_file_and_folder_say_how_to_make_a_model(tmp_path):
+    with pytest.raises(ModelFileError, match=r"was not found; run `python train.py`"):
+        load_params(tmp_path / "nope.pkl")
+    with pytest.raises(ModelFileError, match="is a folder"):
+        load_params(tmp_path)
+
+
+def test_the_seeds_plain_dicts_in_nielsens_layout_are_accepted(tmp_path):
+    rng = np.random.default_rng(1)
+    sizes = [784, 30, 10]
+    # network.py stores weights as (n_out, n_in) float64 and biases as (n_out, 1) columns.
+    seed_params = {
+        "weights": [rng.standard_normal((b, a)) for a, b in itertools.pairwise(sizes)],
+        "biases": [rng.standard_normal((b, 1)) for b in sizes[1:]],
+    }
+    path = tmp_path / "seed.pkl"
+    path.write_bytes(pickle.dumps(seed_params))
+    loaded = load_params(path)
+    assert loaded["sizes"] == sizes
+    assert loaded["weights"][0].shape == (784, 30)
+    assert loaded["weights"][0].dtype == np.float32
+    assert loaded["activation"] == "relu"
+    x = rng.random((3, 784), dtype=np.float32)
+    expected = np.maximum(x @ seed_params["weights"][0].T + seed_params["biases"][0].T, 0)
+    expected = expected @ seed_params["weights"][1].T + seed_params["biases"][1].T
+    np.testing.assert_allclose(
+        load_classifier(path).hidden_and_logits(x)[-1], expected, rtol=1e-4, atol=1e-4
+    )
+
+
+def test_the_committed_model_is_valid_and_carries_its_metadata():
+    params = load_params(MODEL_PATH)
+    assert params["sizes"] == [784, 128, 64, 10]
+    assert params["activation"] == "relu"
+    for key in ("test_accuracy", "seed", "date", "config"):
+        assert key in params
