@@ -1,28 +1,33 @@
 """Training-time augmentation of uint8 digits: random affine warp and stroke thickness.
 
-Real drawings from the app are off-centre, rotated, slanted, bigger or smaller and drawn with
-a thicker or thinner brush than MNIST; `augment_batch` shows the network such variations.
+Drawings from the app are off-centre, rotated, slanted, bigger or smaller and drawn with a
+thicker or thinner brush than MNIST; `augment_batch` shows the network such variations.
 
-Speed decides the design (an augmented epoch may cost at most twice a plain one):
-- Images go through in chunks of CHUNK so every intermediate stays in the L2 cache.
-- Source coordinates come from one float32 matmul per chunk, (2n, 3) @ (3, h*w), and are
-  rounded to 4-bit fixed point by adding 2**23, which leaves the integer in the low mantissa
-  bits: no float-to-int conversion pass.
-- Each source pixel's 2x2 neighbourhood is packed into one uint32 of a zero-bordered table, so
-  a single np.take fetches all four bilinear taps; the interpolation then runs as integer SIMD
-  within a register (SWAR) on two 16-bit lanes, ending in one multiply that mixes the lanes.
-- The border is wide enough that no bounded transform samples outside it: no clipping.
+Speed shapes the code, as an augmented epoch may cost at most twice a plain one. A pass over
+the pixels costs about the bytes it moves through the L2 cache, and a NumPy call about a
+microsecond, so (bench/bench_augment.py measures the result):
+- Images go in chunks of CHUNK, so every intermediate stays in cache, in buffers reused
+  across chunks, with no per-sample or per-pixel Python loop.
+- Each source pixel's 2x2 neighbourhood is packed into one uint32 of a table, so a single
+  np.take fetches all four bilinear taps; the interpolation then runs as integer arithmetic
+  on two 16-bit lanes of each uint32 (SIMD within a register), in 1/16-pixel fixed point.
+- The table is built from a zero-bordered frame filled by whole-row copies (a row of pixels
+  viewed as one 28-byte item), then one unaligned uint16 read, a shift and an or.
+- Source positions come from one small float32 matmul per chunk, whose constant term holds
+  2**23: float32 then rounds each position to an integer and keeps it in its low bits.
+- Clipping positions to the one-pixel zero border stands in for a wide margin.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-CHUNK = 128
-FRAC_BITS = 4  # 1/16 px; the most that fits, since 255 * 2**(2 * FRAC_BITS) must stay < 2**16
+CHUNK = 64
+GROUP = 1024  # images per augment_batch step; their thickness frames take about 1 MB
+FRAC_BITS = 4  # 1/16 px; the most that fits, as 255 * 2**(2 * FRAC_BITS) must stay < 2**16
 _ONE = 1 << FRAC_BITS
-_MAGIC = np.float32(2**23)  # x + 2**23 for x in [0, 2**23) is a float32 whose low bits are round(x)
-_MANTISSA = (1 << 23) - 1
+_MAGIC = 2**23  # a float32 in [2**23, 2**24) is an integer, held in its low 23 bits
+_EXPONENT = 0x4B000000  # the bits of 2**23 as a float32
 _BYTES = 0x00FF00FF  # the low byte of each 16-bit lane
 
 
@@ -48,15 +53,15 @@ def random_affine_matrices(
     slant = np.tan(np.deg2rad(rng.uniform(-config.max_shear_deg, config.max_shear_deg, n)))
     shift = rng.uniform(-config.max_shift_px, config.max_shift_px, (n, 2))
     cos, sin = np.cos(rotation), np.sin(rotation)
-    # rotation @ shear @ scale, with y pointing down so a positive angle turns counter-clockwise
-    # on screen.
+    # rotation @ shear @ scale. With y pointing down, a positive angle turns the digit
+    # counter-clockwise on screen and a positive slant leans it to the right, like italics.
     linear = np.empty((n, 2, 2))
     linear[:, 0, 0] = cos * scale
-    linear[:, 0, 1] = (cos * slant + sin) * scale
+    linear[:, 0, 1] = (cos * -slant + sin) * scale
     linear[:, 1, 0] = -sin * scale
-    linear[:, 1, 1] = (cos - sin * slant) * scale
+    linear[:, 1, 1] = (sin * slant + cos) * scale
     # About the image centre rather than each digit's centre of mass: MNIST already puts the
-    # centre of mass there (to within a pixel), and it keeps the maps independent of the pixels.
+    # centre of mass there (to within a pixel), and the maps stay independent of the pixels.
     centre = np.array([(w - 1) / 2, (h - 1) / 2])
     matrices = np.empty((n, 2, 3), np.float32)
     matrices[:, :, :2] = linear
@@ -65,74 +70,88 @@ def random_affine_matrices(
 
 
 def random_thickness(n: int, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
-    """Random stroke-thickness amounts (n,) float32 for `stroke_thickness`, 0 for most samples."""
+    """Random amounts (n,) float32 for `stroke_thickness`: 0 except for thickness_prob of them."""
     picked = rng.random(n) < config.thickness_prob
     amount = rng.uniform(-config.max_thickness, config.max_thickness, n)
     return np.where(picked, amount, 0.0).astype(np.float32)
 
 
+def _thicken_in_frame(frame: np.ndarray, cols: int, grow: bool, weight: np.ndarray) -> None:
+    """Blend uint8 frames towards their 3x3-cross dilation (grow) or erosion, in place.
+
+    frame is flat: k zero-bordered frames of equal size, each row `cols` long, with `cols + 1`
+    spare zeros on both ends, so flat shifts by 1 and by cols reach the four neighbours.
+    weight (k, 1) uint8 is the blend weight in eighths.
+    """
+    inner = frame[cols + 1 : -(cols + 1)]
+    target = np.empty_like(inner)
+    extreme = np.maximum if grow else np.minimum
+    extreme(frame[cols : -(cols + 2)], frame[cols + 2 : -cols], out=target)
+    extreme(target, frame[1 : len(inner) + 1], out=target)
+    extreme(target, frame[2 * cols + 1 : 2 * cols + 1 + len(inner)], out=target)
+    extreme(target, inner, out=target)
+    if grow:
+        change = np.subtract(target, inner, out=target)
+    else:
+        change = np.subtract(inner, target, out=target)
+    # (change >> 3) * weight stays below 256, so the blend never leaves uint8; it drops the
+    # low 3 bits of the change, at most 7 grey levels.
+    change >>= 3
+    change.reshape(len(weight), -1)[...] *= weight
+    if grow:
+        inner += change
+    else:
+        inner -= change
+
+
 def stroke_thickness(images: np.ndarray, amount: np.ndarray) -> np.ndarray:
     """Blend uint8 images (n, h, w) towards their grey dilation (amount > 0) or erosion (< 0).
 
-    The structuring element is the 3x3 cross; amount (n,) in [-1, 1] is the blend weight, so
-    1 is a full dilation, -1 a full erosion and 0 leaves the image unchanged. Returns uint8.
+    The structuring element is the 3x3 cross and pixels outside the image count as 0; amount
+    (n,) in [-1, 1] is the blend weight, quantized to 1/8. Returns new uint8 (n, h, w).
     """
-    sign = np.where(amount < 0, -1, 1).astype(np.float32)[:, None, None]
-    # Erosion is the negated dilation of the negated image, so one max-filter serves both.
-    signed = images * sign
-    grown = signed.copy()
-    np.maximum(grown[:, 1:], signed[:, :-1], out=grown[:, 1:])
-    np.maximum(grown[:, :-1], signed[:, 1:], out=grown[:, :-1])
-    np.maximum(grown[:, :, 1:], signed[:, :, :-1], out=grown[:, :, 1:])
-    np.maximum(grown[:, :, :-1], signed[:, :, 1:], out=grown[:, :, :-1])
-    weight = amount.astype(np.float32)[:, None, None]
-    # x + |a| * (sign * grown - x) with sign * |a| = a and sign * signed = x.
-    blended = grown * weight
-    blended += signed * (sign * (1 - np.abs(weight)))
-    return np.rint(blended, out=blended).astype(np.uint8)
+    n, h, w = images.shape
+    out = np.array(images, dtype=np.uint8)
+    cols, size = w + 1, (h + 2) * (w + 1)  # a zero row above and below, a zero column left
+    group = min(GROUP, n)
+    frame = np.zeros((group + 2) * size, np.uint8)  # one spare frame of zeros at each end
+    rows = np.ndarray((group, h), f"V{w}", frame, size + cols + 1, (size, cols))
+    frames = frame[size:-size].reshape(group, h + 2, cols)
+    out_rows = out.view(f"V{w}").reshape(n, h)
+    for grow in (True, False):
+        picked = np.flatnonzero(amount > 0 if grow else amount < 0)
+        for start in range(0, len(picked), group):
+            chosen = picked[start : start + group]
+            k = len(chosen)
+            rows[:k] = out_rows[chosen]
+            weight = np.rint(np.abs(amount[chosen]) * 8).astype(np.uint8)[:, None]
+            span = frame[size - cols - 1 : (k + 1) * size + cols + 1]
+            _thicken_in_frame(span, cols, grow, weight)
+            out_rows[chosen] = rows[:k]
+            if grow:  # the dilation spread into the border, which must be zero next time
+                frames[:k, 0] = frames[:k, -1] = 0
+                frames[:k, :, 0] = 0
+    return out
 
 
 def _inverse_maps(matrices: np.ndarray) -> np.ndarray:
     """The inverses (n, 2, 3) float64 of forward maps (n, 2, 3): output pixel -> source pixel."""
-    linear = np.linalg.inv(matrices[:, :, :2].astype(np.float64))
-    inverse = np.empty((len(matrices), 2, 3))
-    inverse[:, :, :2] = linear
-    inverse[:, :, 2] = -(linear @ matrices[:, :, 2, None].astype(np.float64))[:, :, 0]
+    m = matrices.astype(np.float64)
+    a, b, c, d = m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1]
+    det = a * d - b * c
+    inverse = np.empty_like(m)
+    inverse[:, 0, 0], inverse[:, 0, 1] = d / det, -b / det
+    inverse[:, 1, 0], inverse[:, 1, 1] = -c / det, a / det
+    inverse[:, :, 2] = -np.einsum("nij,nj->ni", inverse[:, :, :2], m[:, :, 2])
     return inverse
 
 
-def _pack_neighbourhoods(images: np.ndarray, table: np.ndarray, margin: int) -> None:
-    """Write each pixel's 2x2 neighbourhood of uint8 images (n, h, w) into table (>=n, hp, wp).
-
-    Byte k of table[b, y, x] is the pixel at (y + k // 2, x + k % 2) of image b placed at
-    (margin, margin); bytes off the image stay 0 because every chunk writes the same spots.
-    """
-    n, h, w = images.shape
-    top, left = margin, margin
-    halves = table.view("<u2").reshape(*table.shape, 2)
-    # A uint16 read at byte (y, x) of a row-major uint8 image is the horizontal pair
-    # (x, x + 1), so the two halves of each table entry are two strided copies.
-    pairs = np.ndarray((n, h, w - 1), "<u2", images, 0, (h * w, w, 1))
-    halves[:n, top : top + h, left : left + w - 1, 0] = pairs
-    halves[:n, top - 1 : top - 1 + h, left : left + w - 1, 1] = pairs
-    # The pairs that hang over the left and right edges of a row.
-    octets = table.view(np.uint8).reshape(*table.shape, 4)
-    octets[:n, top : top + h, left + w - 1, 0] = images[:, :, -1]
-    octets[:n, top - 1 : top - 1 + h, left + w - 1, 2] = images[:, :, -1]
-    octets[:n, top : top + h, left - 1, 1] = images[:, :, 0]
-    octets[:n, top - 1 : top - 1 + h, left - 1, 3] = images[:, :, 0]
-
-
 def warp_affine(
-    images: np.ndarray,
-    matrices: np.ndarray,
-    thickness: np.ndarray | None = None,
-    out: np.ndarray | None = None,
+    images: np.ndarray, matrices: np.ndarray, out: np.ndarray | None = None
 ) -> np.ndarray:
     """Warp uint8 images (n, h, w) by forward maps (n, 2, 3) into float32 (n, h*w) in [0, 1].
 
-    Bilinear, in 1/16-pixel fixed point, with zeros outside the image. `thickness` (n,), if
-    given, first applies `stroke_thickness` to the samples where it is non-zero.
+    Bilinear with zeros outside the image; sample positions are accurate to 1/16 pixel.
     """
     n, h, w = images.shape
     hw = h * w
@@ -141,86 +160,104 @@ def warp_affine(
     if n == 0:
         return out
     images = np.ascontiguousarray(images, dtype=np.uint8)
-    inverse = _inverse_maps(matrices)
-
-    # The border must hold every sample position, rounded and its 2x2 neighbourhood included.
-    corners = np.array([[0, 0, w - 1, w - 1], [0, h - 1, 0, h - 1], [1, 1, 1, 1]], np.float64)
-    reach = inverse @ corners  # (n, 2, 4) source positions of the output's corners
-    overhang = max(-reach.min(), reach[:, 0].max() - (w - 1), reach[:, 1].max() - (h - 1))
-    margin = int(np.ceil(max(overhang, 0.0))) + 2
-    hp, wp = h + 2 * margin, w + 2 * margin
     chunk = min(CHUNK, n)
+    blocks = -(-n // chunk)
 
-    # coefficients @ (j, i, 1) is the source position in 1/16 px of the padded frame, with y
-    # also counting the frames of the earlier images in the chunk, so it indexes the table.
-    coefficients = inverse * _ONE
-    coefficients[:, :, 2] += margin * _ONE
-    coefficients[:, 1, 2] += (np.arange(n) % chunk) * (hp * _ONE)
-    rows, cols = np.divmod(np.arange(hw), w)
-    grid = np.stack([cols, rows, np.ones(hw)]).astype(np.float32)
+    # Each image sits in a frame with a zero row above and below and a zero column on the
+    # left, which is also the zero column right of the row above. Entry e of the table packs
+    # frame bytes (e, e + 1, e + cols, e + cols + 1): the 2x2 neighbourhood of frame pixel e.
+    cols = w + 1
+    size = (h + 2) * cols
+    frames = np.zeros(chunk * size + cols + 1, np.uint8)
+    # A row of pixels as one w-byte item, so one copy call moves whole rows.
+    image_rows = np.ndarray((chunk, h), f"V{w}", frames, cols + 1, (size, cols))
+    table = np.empty(chunk * size + cols, "<u4")
+    pairs = np.ndarray(table.shape, "<u2", frames, 0, (1,))  # bytes (e, e + 1), unaligned
+    table_low, table_high = table[: chunk * size], table[cols:]
 
-    table = np.zeros((chunk, hp, wp), "<u4")
-    table_flat = table.reshape(-1)
+    # Source positions in 1/16 px of the frame plus 2**23, as one (2 * chunk, 3) block per
+    # chunk: block @ (j, i, 1) holds x for the chunk's output pixels, then y. The constant
+    # column is an integer, so float32 rounds each position to an integer, within 1/16 px.
+    coefficients = np.zeros((blocks * chunk, 2, 3))
+    coefficients[:, 0, 0] = coefficients[:, 1, 1] = 1
+    coefficients[:n] = _inverse_maps(matrices)
+    coefficients *= _ONE
+    coefficients[:, :, 2] = np.rint(coefficients[:, :, 2]) + _ONE + _MAGIC  # + the border
+    coefficients = coefficients.reshape(blocks, chunk, 2, 3).transpose(0, 2, 1, 3)
+    coefficients = coefficients.reshape(blocks, 2 * chunk, 3).astype(np.float32)
+    pixel_rows, pixel_cols = np.divmod(np.arange(hw), w)
+    grid = np.stack([pixel_cols, pixel_rows, np.ones(hw)]).astype(np.float32)
+    # Clipping to the frame's border is exact: there fx or fy is 0, and every tap with a
+    # non-zero weight lies on the zero border.
+    x_limit, y_limit = _MAGIC + _ONE * (w + 1), _MAGIC + _ONE * (h + 1)
+
     position = np.empty((2 * chunk, hw), np.float32)
-    index = np.empty((chunk, hw), np.int64)
+    x_position, y_position = position[:chunk], position[chunk:]
+    bits = position.reshape(-1).view(np.uint32)
+    x_bits, y_bits = bits[: chunk * hw], bits[chunk * hw :]
+    # x_bits = E + 16 x + fx and y_bits = E + 16 y + fy, with E the bits of 2**23, so
+    # (y_bits - fy) * cols + x_bits + offset = 16 * (frame start + y * cols + x) + fx.
+    offset = np.arange(chunk, dtype=np.int64)[:, None] * size * _ONE - _EXPONENT * (cols + 1)
+    offset = (offset % 2**32).astype(np.uint32)
+    room = np.empty(max(chunk * hw, chunk * size), np.int64)
+    index_flat = room[: chunk * hw]
+    index = index_flat.reshape(chunk, hw)
+    scratch = room.view(np.uint32)  # free but for the take
+    high, lanes = scratch[: chunk * size], scratch[: chunk * hw]
     taps = np.empty((chunk, hw), "<u4")
-    scratch = np.empty((chunk, h, w), np.uint8) if thickness is not None else None
+    flat = taps  # the index as uint32, before the taps overwrite it
+    flat_1d, taps_1d = flat.reshape(-1), taps.reshape(-1)
+    result_int = lanes.view(np.int32).reshape(chunk, hw)
+    spare = np.empty((chunk, hw), np.float32)
+    scale = np.float32(1 / (255 * _ONE * _ONE))
 
-    for start in range(0, n, chunk):
+    for block in range(blocks):
+        start = block * chunk
         stop = min(start + chunk, n)
-        m = stop - start
-        source = images[start:stop]
-        if thickness is not None and np.any(thickness[start:stop]):
-            source = scratch[:m]
-            source[:] = images[start:stop]
-            picked = np.flatnonzero(thickness[start:stop])
-            source[picked] = stroke_thickness(source[picked], thickness[start + picked])
-        _pack_neighbourhoods(source, table, margin)
+        image_rows[: stop - start] = images[start:stop].view(f"V{w}").reshape(-1, h)
+        # table[e] = pairs[e] | pairs[e + cols] << 16: the neighbourhood's two rows.
+        np.copyto(table, pairs)
+        np.left_shift(table_high, 16, out=high)
+        table_low |= high
 
-        pos = position[: 2 * m]
-        np.matmul(
-            coefficients[start:stop].transpose(1, 0, 2).reshape(2 * m, 3).astype(np.float32),
-            grid,
-            out=pos,
-        )
-        pos += _MAGIC
-        bits = pos.view(np.uint32)
-        x_bits, y_bits = bits[:m], bits[m:]
-        # Flat table index floor(y) * wp + floor(x), built on the 16x scaled integers.
-        flat = taps[:m]
-        low = index[:m].view(np.uint32)[:, :hw]  # scratch: index is written only further down
-        np.bitwise_and(y_bits, _MANTISSA & ~(_ONE - 1), out=flat)
-        flat *= wp
-        np.bitwise_and(x_bits, _MANTISSA, out=low)
-        flat += low
+        np.matmul(coefficients[block], grid, out=position)
+        if h == w:
+            np.clip(position, _MAGIC, x_limit, out=position)
+        else:
+            np.clip(x_position, _MAGIC, x_limit, out=x_position)
+            np.clip(y_position, _MAGIC, y_limit, out=y_position)
+        np.bitwise_and(y_bits, ~(_ONE - 1) & 0xFFFFFFFF, out=flat_1d)
+        flat_1d *= cols
+        flat_1d += x_bits
+        flat += offset
         flat >>= FRAC_BITS
-        idx = index[:m]
-        np.copyto(idx, flat)
-        np.bitwise_and(bits, _ONE - 1, out=bits)  # now the fractions: fx, fy in 0..15
+        np.copyto(index, flat)
+        np.bitwise_and(bits, _ONE - 1, out=bits)  # from here on: fx, fy in 0..15
         fx, fy = x_bits, y_bits
 
-        q = taps[:m]
-        np.take(table_flat, idx, out=q, mode="clip")
-        # q holds bytes (p00, p01, p10, p11). Split into lanes (p00, p10) and (p01, p11), then
-        # lerp along x in both lanes at once: 16 * left + fx * (right - left) per row.
-        work = index[:m].view(np.uint32)
-        left, mix = work[:, :hw], work[:, hw:]
-        np.bitwise_and(q, _BYTES, out=left)
+        q = taps_1d
+        np.take(table, index_flat, out=q, mode="clip")
+        # q holds bytes (p00, p01, p10, p11). Split it into 16-bit lanes (p00, p10) and
+        # (p01, p11) and lerp along x in both rows at once: 16 * left + fx * (right - left).
+        lo = lanes
+        np.bitwise_and(q, _BYTES, out=lo)
         q >>= 8
         q &= _BYTES
-        q -= left  # lane-wise differences; a negative lane borrows from the next, and the
-        q *= fx  # borrow is paid back when left is added, as the total is non-negative
-        left <<= FRAC_BITS
-        left += q
-        # Along y: multiplying by fy + (16 - fy) << 16 puts top * (16 - fy) + bottom * fy in the
-        # upper lane (no carry, as every partial product stays < 2**16).
-        np.multiply(fy, (1 << 16) - 1, out=mix)
-        np.subtract(_ONE << 16, mix, out=mix)
-        left *= mix
-        left >>= 16
-        rows_out = out[start:stop]
-        np.copyto(rows_out, left.view(np.int32), casting="unsafe")
-        rows_out *= np.float32(1 / (255 * _ONE * _ONE))
+        q -= lo  # a negative lane borrows from the one above; adding lo back repays it, as
+        q *= fx  # every lane of the total is non-negative
+        lo <<= FRAC_BITS
+        lo += q
+        # Along y: a product with fy + ((16 - fy) << 16) holds top * (16 - fy) + bottom * fy in
+        # its upper 16 bits, with no carry as every partial product stays below 2**16.
+        fy *= (1 << 16) - 1
+        np.subtract(_ONE << 16, fy, out=fy)
+        lo *= fy
+        lo >>= 16
+        result = out[start:stop] if stop - start == chunk else spare
+        np.copyto(result, result_int, casting="unsafe")
+        result *= scale
+        if result is spare:
+            out[start:stop] = spare[: stop - start]
     return out
 
 
@@ -234,7 +271,14 @@ def augment_batch(
 
     Pixels are scaled to [0, 1] like the plain input; the same rng state gives the same output.
     """
-    n = len(images)
-    matrices = random_affine_matrices(n, rng, config, images.shape[1:])
+    n, h, w = images.shape
+    matrices = random_affine_matrices(n, rng, config, (h, w))
     thickness = random_thickness(n, rng, config)
-    return warp_affine(images, matrices, thickness, out)
+    if out is None:
+        out = np.empty((n, h * w), np.float32)
+    # In groups, so the thickened copy of the images is still in cache when it is warped.
+    for start in range(0, n, GROUP):
+        stop = min(start + GROUP, n)
+        thick = stroke_thickness(images[start:stop], thickness[start:stop])
+        warp_affine(thick, matrices[start:stop], out[start:stop])
+    return out

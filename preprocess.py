@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -159,7 +160,11 @@ def load_image(source: str | os.PathLike[str] | bytes | BinaryIO) -> Image.Image
     """Open an image file, bytes or upload safely: first frame, upright, bombs refused unread."""
     data = _read_capped(source)
     try:
-        img = Image.open(io.BytesIO(data))
+        # Our own pixel limit (below) is lower than Pillow's, so its warning for images between
+        # the two limits would only add noise before our one-line refusal.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         if b"<svg" in data[:4096].lower():
             raise ImageError("SVG drawings are not supported; export it as PNG or JPEG.") from None

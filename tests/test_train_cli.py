@@ -12,7 +12,7 @@ from evaluation import accuracy, predict_proba_batched
 from model_loader import MODEL_PATH, load_classifier, load_params
 from train import history_path
 
-QUICK = ["--epochs", "1", "--limit", "6000", "--no-progress"]
+QUICK = ["--epochs", "1", "--limit", "10000", "--no-augment", "--no-progress"]
 
 
 def run_train(*args, cwd=ROOT):
@@ -50,7 +50,7 @@ def test_model_file_carries_its_metadata_and_the_history_sits_beside_it(quick_ru
     params = load_params(out)
     assert params["sizes"] == [784, 128, 64, 10]
     assert params["seed"] == 0
-    assert params["config"]["limit"] == 6000
+    assert params["config"]["limit"] == 10000
     assert 0.85 < params["test_accuracy"] <= 1
     history = json.loads(history_path(out).read_text())
     (epoch,) = history["epochs"]

@@ -1,0 +1,248 @@
+"""The Streamlit app: draw, upload or pick a digit and watch the network read it.
+
+Run it with `streamlit run app.py`. The model is `model_params.pkl` beside this file, or the
+file named by the environment variable DIGITS_MODEL (the tests point it at broken files).
+
+Other pages share what this one read through st.session_state:
+
+    st.session_state[CURRENT_INPUT]  ("current_input")
+        app_logic.CurrentInput for the input shown in the open tab (its source, the
+        preprocessed 28x28 image with its stages, and the true label for MNIST digits), or
+        None while that tab has nothing to read.
+
+Streamlit runs this file as __main__; importing it (from a future page, say) only defines the
+helpers below, such as classifier_or_stop() and show_reading().
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import altair as alt
+import numpy as np
+import streamlit as st
+
+from app_logic import (
+    EMPTY_PROMPT,
+    NETWORK_VIEW_SCALE,
+    CurrentInput,
+    Reading,
+    mnist_input,
+    network_view,
+    preview,
+    probability_frame,
+    read_digit,
+    stage_gallery,
+)
+from canvas import CANVAS_SIDE, drawing_pad
+from mnist import DatasetError, load_mnist
+from model_loader import MODEL_PATH, ModelFileError, load_classifier
+from network import Classifier
+from preprocess import ImageError, load_image, preprocess
+
+MODEL_ENV = "DIGITS_MODEL"
+CURRENT_INPUT = "current_input"
+
+TAB_DRAW, TAB_UPLOAD, TAB_MNIST = "Draw", "Upload", "MNIST test digit"
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
+# The most probable digit's bar stands out in Streamlit's accent red; the rest stay grey.
+TOP_COLOUR, OTHER_COLOUR = "#FF4B4B", "#A3A8B8"
+# Each digit's bar gets this many pixels of height, so all ten labels fit on the axis.
+BAR_STEP = 20
+
+_TAB = "source_tab"
+_SAMPLE_INDEX = "mnist_sample_index"
+
+
+def model_path() -> Path:
+    """The model file the app serves: $DIGITS_MODEL if set, else model_params.pkl."""
+    return Path(os.environ.get(MODEL_ENV) or MODEL_PATH)
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def _cached_classifier(path: str, mtime_ns: int, size: int) -> Classifier:
+    """The classifier in `path`; mtime_ns and size only key the cache, so a new file is re-read."""
+    return load_classifier(path)
+
+
+def classifier_or_stop() -> Classifier:
+    """The model, loaded once per server and file version; a bad file stops the page with a fix."""
+    path = model_path()
+    try:
+        stat = path.stat()
+        version = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        version = (0, 0)  # load_classifier() says what is wrong with the path
+    try:
+        return _cached_classifier(str(path), *version)
+    except ModelFileError as exc:
+        fix = ""
+        if path.resolve() != MODEL_PATH:
+            fix = f" ({MODEL_ENV} points there; `python train.py --output {path}` writes it.)"
+        st.error(f"The model could not be loaded: {exc}{fix}")
+        st.stop()
+
+
+@st.cache_resource(show_spinner="Loading the MNIST test set…")
+def mnist_test_set() -> tuple[np.ndarray, np.ndarray]:
+    """The MNIST test images (10000, 28, 28) uint8 and labels (10000,), read once per server."""
+    data = load_mnist()
+    return data.test_images, data.test_labels
+
+
+def probability_chart(proba: np.ndarray) -> alt.Chart:
+    """A horizontal bar per digit, 0 at the top, the most probable one highlighted."""
+    return (
+        alt.Chart(probability_frame(proba))
+        .mark_bar()
+        .encode(
+            x=alt.X(
+                "probability:Q",
+                scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%", title="probability"),
+            ),
+            y=alt.Y("digit:N", sort=None, title=None),
+            color=alt.when(alt.datum.top)
+            .then(alt.value(TOP_COLOUR))
+            .otherwise(alt.value(OTHER_COLOUR)),
+            tooltip=["digit:N", alt.Tooltip("probability:Q", format=".1%")],
+        )
+        .properties(height=alt.Step(BAR_STEP))
+    )
+
+
+def show_reading(reading: Reading, key: str, with_view: bool = True) -> None:
+    """The prediction, its confidence, all ten probabilities and what the network saw.
+
+    `key` keeps the widgets of several readings on one page apart; `with_view` False leaves
+    out the network's view, for an input the page already shows as it is.
+    """
+    if reading.has_digit:
+        # A horizontal container, unlike columns, keeps the two side by side on a phone.
+        with st.container(horizontal=True):
+            st.metric("Prediction", str(reading.digit))
+            st.metric("Confidence", reading.confidence_text())
+        if not reading.is_sure:
+            st.warning(reading.message())
+        st.altair_chart(probability_chart(reading.proba), width="stretch")
+        if with_view:
+            st.markdown("**What the network sees**")
+            view = network_view(reading.preprocessed)
+            # At its own width, so the browser does not resample the crisp pixels.
+            st.image(
+                view,
+                caption=f"28x28 pixels, enlarged {NETWORK_VIEW_SCALE}x",
+                width=view.width,
+            )
+    else:
+        st.warning(reading.message())
+    stages = reading.preprocessed.stages
+    if len(stages) > 1 and st.toggle("Show the preprocessing steps", key=f"{key}-steps"):
+        # A wrapping row rather than columns, which would stack one per line on a phone.
+        with st.container(horizontal=True):
+            for name, image in stage_gallery(stages):
+                st.image(image, caption=name, width=image.width)
+
+
+def draw_tab(classifier: Classifier, is_open: bool) -> CurrentInput | None:
+    """The canvas and, beside it, the reading of the drawing after every stroke."""
+    pad, result = st.columns([1, 1.2])
+    with pad:
+        drawing = drawing_pad()  # always rendered, so the drawing survives a tab switch
+    if not is_open:
+        return None
+    with result:
+        if drawing is None:
+            st.info(EMPTY_PROMPT)
+            return None
+        reading = read_digit(classifier, preprocess(drawing))
+        show_reading(reading, key="canvas")
+    return CurrentInput("canvas", reading.preprocessed)
+
+
+def upload_tab(classifier: Classifier, is_open: bool) -> CurrentInput | None:
+    """A file uploader for a photo or scan of one digit, and its reading."""
+    upload = st.file_uploader(
+        "A photo, scan or screenshot of one digit", type=UPLOAD_TYPES, key="upload"
+    )
+    if upload is None or not is_open:
+        return None
+    try:
+        image = load_image(upload.getvalue())
+    except ImageError as exc:
+        st.error(str(exc))
+        return None
+    reading = read_digit(classifier, preprocess(image))
+    original, result = st.columns([1, 1.2])
+    original.image(preview(image, CANVAS_SIDE), caption=upload.name)
+    with result:
+        show_reading(reading, key="upload")
+    return CurrentInput("upload", reading.preprocessed, name=upload.name)
+
+
+def mnist_tab(classifier: Classifier, is_open: bool) -> CurrentInput | None:
+    """A random MNIST test digit with its true label and the network's reading."""
+    picked = st.button("Random MNIST test digit", icon=":material/casino:")
+    if not is_open:
+        return None
+    try:
+        images, labels = mnist_test_set()
+    except DatasetError as exc:
+        st.error(str(exc))
+        return None
+    if picked:
+        st.session_state[_SAMPLE_INDEX] = int(np.random.default_rng().integers(len(images)))
+    index = st.session_state.get(_SAMPLE_INDEX)
+    if index is None:
+        st.caption(
+            f"Pick one of the {len(images):,} test digits, which the network never trained on."
+        )
+        return None
+    label = int(labels[index])
+    reading = read_digit(classifier, mnist_input(images[index]))
+    digit, result = st.columns([1, 1.2])
+    with digit:
+        st.metric("True label", str(label))
+        # The stored image is the network's input as it is: this is what the network sees.
+        view = network_view(reading.preprocessed)
+        st.image(
+            view,
+            caption=f"MNIST test digit #{index}, each pixel enlarged {NETWORK_VIEW_SCALE}x",
+            width=view.width,
+        )
+    with result:
+        show_reading(reading, key="mnist", with_view=False)
+    return CurrentInput("mnist", reading.preprocessed, name=f"#{index}", label=label)
+
+
+def draw_page() -> None:
+    """The main page: the three ways to give the network a digit, one per tab."""
+    st.title("Digit recognizer")
+    st.write(
+        "Draw a digit and a neural network written from scratch in NumPy reads it after "
+        "every stroke."
+    )
+    classifier = classifier_or_stop()
+    draw, upload, sample = st.tabs(
+        [TAB_DRAW, TAB_UPLOAD, TAB_MNIST], key=_TAB, on_change="rerun"
+    )
+    with draw:
+        from_canvas = draw_tab(classifier, draw.open)
+    with upload:
+        from_upload = upload_tab(classifier, upload.open)
+    with sample:
+        from_mnist = mnist_tab(classifier, sample.open)
+    # At most one is set: only the open tab reads its input.
+    st.session_state[CURRENT_INPUT] = from_canvas or from_upload or from_mnist
+
+
+def main() -> None:
+    """Set up the page and run it; later pages join the navigation list."""
+    st.set_page_config(page_title="Digit recognizer", page_icon=":material/draw:")
+    pages = [st.Page(draw_page, title="Draw a digit", icon=":material/draw:", default=True)]
+    st.navigation(pages).run()
+
+
+if __name__ == "__main__":
+    main()

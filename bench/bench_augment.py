@@ -1,0 +1,81 @@
+"""Time augment_batch against the plain uint8 -> float32 input conversion on MNIST's 60,000 images.
+
+Run from the repo root: python bench/bench_augment.py [--repeats N]
+Wall-clock times come from time.perf_counter; on a busy machine the minimum is the steadier
+figure, so both the median and the minimum are printed.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+
+import augment
+from augment import AugmentConfig, augment_batch, stroke_thickness, warp_affine
+from mnist import load_mnist, to_input
+
+TRAINER_CHUNK = 2048  # trainer.py augments this many shuffled images per call
+
+
+def timings(fn, repeats: int) -> np.ndarray:
+    """Wall-clock seconds (repeats,) of fn(), after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return np.array(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs per case")
+    args = parser.parse_args()
+
+    images = np.ascontiguousarray(load_mnist().train_images)
+    n = len(images)
+    config = AugmentConfig()
+    rng = np.random.default_rng(0)
+    out = np.empty((n, images[0].size), np.float32)
+    matrices = augment.random_affine_matrices(n, rng, config)
+    thickness = augment.random_thickness(n, rng, config)
+    order = rng.permutation(n)
+
+    def trainer_calls():
+        for start in range(0, n, TRAINER_CHUNK):
+            augment_batch(images[order[start : start + TRAINER_CHUNK]], rng, config)
+
+    cases = {
+        "plain: images.reshape(B, -1).astype(np.float32) / 255": lambda: (
+            images.reshape(n, -1).astype(np.float32) / 255
+        ),
+        "plain: mnist.to_input(images), one pass": lambda: to_input(images),
+        "augment_batch(images, rng)": lambda: augment_batch(images, rng, config),
+        "augment_batch(images, rng, out=out)": lambda: augment_batch(images, rng, config, out=out),
+        f"augment_batch in trainer-style calls of {TRAINER_CHUNK}": trainer_calls,
+        "  part: warp_affine(images, matrices, out=out)": lambda: warp_affine(
+            images, matrices, out
+        ),
+        "  part: stroke_thickness(images, amounts)": lambda: stroke_thickness(images, thickness),
+    }
+    print(
+        f"{n} images; chunk {augment.CHUNK} images (thickness groups of {augment.GROUP}); "
+        f"median (min) of {args.repeats} runs"
+    )
+    results = {name: timings(fn, args.repeats) for name, fn in cases.items()}
+    plain = np.median(next(iter(results.values())))
+    for name, times in results.items():
+        median = np.median(times)
+        print(
+            f"  {name:56s} {median * 1e3:6.0f} ms ({times.min() * 1e3:4.0f})"
+            f"  {median / n * 1e6:5.2f} us/image  {median / plain:4.2f}x plain"
+        )
+
+
+if __name__ == "__main__":
+    main()

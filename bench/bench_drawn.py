@@ -1,0 +1,131 @@
+"""How well the product reads digits as people draw them: MNIST test digits redrawn three ways.
+
+For each style of bench/drawn_digits.py (app canvas, photo of paper, transparent canvas) it
+draws the first n MNIST test digits, reads them with the product pipeline (`preprocess`; a
+drawing it finds no digit in counts as wrong) and with the resize-only baseline
+(`naive_preprocess`), and prints both accuracies of one model side by side, with the same
+model's accuracy on the stored MNIST test digits as the reference. No training digit is used.
+
+    python bench/bench_drawn.py [--n 1000] [--seed 0] [--model PATH] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np
+
+from bench.drawn_digits import STYLES, drawn_test_set
+from evaluation import accuracy, predict_proba_batched
+from mnist import DatasetError, Mnist, load_mnist
+from model_loader import MODEL_PATH, ModelFileError, load_classifier
+from network import Classifier
+from preprocess import naive_preprocess, preprocess
+
+# The reference row: the stored MNIST digits themselves, fed to both pipelines.
+STORED = "mnist as stored"
+
+
+def read_images(classifier: Classifier, images: list[np.ndarray], labels: np.ndarray) -> dict:
+    """Accuracy of the product pipeline and of the naive baseline on images with labels (n,)."""
+    start = time.perf_counter()
+    results = [preprocess(image) for image in images]
+    found = np.array([result.has_digit for result in results], dtype=bool)
+    vectors = [result.vector for result in results if result.has_digit]
+    vectors += [naive_preprocess(image).ravel() for image in images]
+    # One forward pass for both pipelines: the found digits first, then every naive input.
+    predicted = classifier.predict_proba(np.stack(vectors)).argmax(axis=1)
+    product = np.full(len(images), -1)
+    product[found] = predicted[: found.sum()]
+    naive = predicted[found.sum() :]
+    return {
+        "n": len(images),
+        "preprocess": float(np.mean(product == labels)),
+        "no_digit": int(len(images) - found.sum()),
+        "naive": float(np.mean(naive == labels)),
+        "read_seconds": time.perf_counter() - start,
+    }
+
+
+def run(classifier: Classifier, data: Mnist, n: int, seed: int) -> dict:
+    """Every style's scores, the stored digits' scores, and the full MNIST test accuracy."""
+    rows = {}
+    for style in STYLES:
+        start = time.perf_counter()
+        images, labels = drawn_test_set(style, n, seed, data)
+        render_seconds = time.perf_counter() - start
+        rows[style] = {**read_images(classifier, images, labels), "render_seconds": render_seconds}
+    stored = list(data.test_images[:n])
+    rows[STORED] = {**read_images(classifier, stored, data.test_labels[:n]), "render_seconds": 0.0}
+    proba = predict_proba_batched(classifier.predict_proba, data.test_images)
+    return {
+        "n": n,
+        "seed": seed,
+        "styles": rows,
+        "mnist_test_accuracy": accuracy(proba, data.test_labels),
+        "mnist_test_size": len(data.test_labels),
+    }
+
+
+def format_table(report: dict, model: str) -> str:
+    """The report as aligned text: one row per style, then the reference lines."""
+    header = (
+        f"{'style':<16}{'preprocess':>11}{'no digit':>10}{'naive':>8}{'render s':>10}{'read s':>8}"
+    )
+    lines = [
+        f"First {report['n']} MNIST test digits redrawn (seed {report['seed']}), model {model}",
+        "",
+        header,
+        "-" * len(header),
+    ]
+    for style, row in report["styles"].items():
+        lines.append(
+            f"{style:<16}{row['preprocess']:>11.1%}{row['no_digit']:>10}{row['naive']:>8.1%}"
+            f"{row['render_seconds']:>10.1f}{row['read_seconds']:>8.1f}"
+        )
+    lines += [
+        "",
+        f"MNIST test set, all {report['mnist_test_size']} digits as stored: "
+        f"{report['mnist_test_accuracy']:.2%}",
+        f"Total time: {report['seconds']:.1f} s",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=1000, help="test digits per style (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the drawings (default 0)")
+    parser.add_argument("--model", type=Path, default=MODEL_PATH, help="model file to score")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead")
+    args = parser.parse_args(argv)
+
+    start = time.perf_counter()
+    try:
+        classifier = load_classifier(args.model)
+        data = load_mnist()
+    except (ModelFileError, DatasetError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if not 1 <= args.n <= len(data.test_images):
+        parser.error(f"--n must be between 1 and {len(data.test_images)}, not {args.n}")
+    if args.seed < 0:
+        parser.error(f"--seed must be 0 or more, not {args.seed}")
+    report = run(classifier, data, args.n, args.seed)
+    report["seconds"] = time.perf_counter() - start
+    if args.json:
+        print(json.dumps({"model": str(args.model), **report}))
+    else:
+        print(format_table(report, str(args.model)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

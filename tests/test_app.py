@@ -1,0 +1,230 @@
+"""The Streamlit app's states, run headless through Streamlit's AppTest.
+
+AppTest does not run the canvas component's JavaScript (it sees an unknown "bidi_component"),
+so a drawing is put where the browser would put it: in the component's session-state entry,
+as the PNG data URL the canvas sends after a stroke. File uploads go through AppTest's own
+file_uploader support. tests/test_browser.py draws with a real mouse.
+"""
+
+import base64
+import io
+import pickle
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from app_logic import EMPTY_PROMPT
+from conftest import ROOT
+from model_loader import MODEL_PATH, save_params
+
+APP = str(ROOT / "app.py")
+# The first run imports NumPy, Pillow and Altair and reads the model; later ones are quick.
+TIMEOUT = 60
+PAD_SIDE = 280
+TAB_UPLOAD, TAB_MNIST = "Upload", "MNIST test digit"
+
+
+@pytest.fixture
+def app(monkeypatch):
+    """The app with the committed model, before its first run."""
+    monkeypatch.delenv("DIGITS_MODEL", raising=False)
+    return AppTest.from_file(APP, default_timeout=TIMEOUT)
+
+
+def app_with_model(monkeypatch, path) -> AppTest:
+    monkeypatch.setenv("DIGITS_MODEL", str(path))
+    return AppTest.from_file(APP, default_timeout=TIMEOUT)
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def drawn(digit_image: np.ndarray, size: int = 200) -> np.ndarray:
+    """An MNIST digit (28, 28) uint8 drawn white on the black pad: (280, 280, 4) RGBA uint8."""
+    big = Image.fromarray(digit_image).resize((size, size), Image.Resampling.BILINEAR)
+    pad = np.zeros((PAD_SIDE, PAD_SIDE, 4), np.uint8)
+    pad[..., 3] = 255
+    offset = (PAD_SIDE - size) // 2
+    pad[offset : offset + size, offset : offset + size, :3] = np.asarray(big)[..., None]
+    return pad
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def draw_on_canvas(at: AppTest, image: np.ndarray) -> AppTest:
+    """Put a drawing into the canvas component's state, as the browser does after a stroke."""
+    (component,) = at.get("bidi_component")
+    url = "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode()
+    at.session_state[component.key] = {
+        "drawing": {"raw": {"objects": [{"type": "path"}]}, "data": url},
+        "backgroundFit": None,
+    }
+    return at.run()
+
+
+def open_tab(at: AppTest, label: str) -> AppTest:
+    at.session_state["source_tab"] = label
+    return at.run()
+
+
+def assert_no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+
+
+def test_an_empty_canvas_shows_a_prompt_and_no_guess(app):
+    app.run()
+    assert_no_exception(app)
+    assert app.title[0].value
+    assert [i.value for i in app.info] == [EMPTY_PROMPT]
+    assert "Prediction" not in metrics(app)
+    assert app.session_state["current_input"] is None
+
+
+def test_a_drawing_is_read_and_shared_with_other_pages(app, mnist):
+    app.run()
+    draw_on_canvas(app, drawn(mnist.test_images[0]))
+    assert_no_exception(app)
+    shown = metrics(app)
+    assert shown["Prediction"] == str(mnist.test_labels[0])
+    assert shown["Confidence"].endswith("%")
+    assert app.get("vega_lite_chart"), "the probability chart is missing"
+    assert any("28x28" in c for image in app.image for c in image.captions)
+    current = app.session_state["current_input"]
+    assert current.source == "canvas"
+    assert current.preprocessed.image.shape == (28, 28)
+
+
+def test_clear_empties_the_canvas(app, mnist):
+    app.run()
+    draw_on_canvas(app, drawn(mnist.test_images[0]))
+    (old,) = app.get("bidi_component")
+    next(b for b in app.button if b.label == "Clear").click().run()
+    (new,) = app.get("bidi_component")
+    assert new.key != old.key, "Clear must mount a fresh canvas"
+    assert [i.value for i in app.info] == [EMPTY_PROMPT]
+    assert "Prediction" not in metrics(app)
+
+
+def test_the_preprocessing_steps_are_shown_on_request_with_their_names(app, mnist):
+    app.run()
+    draw_on_canvas(app, drawn(mnist.test_images[0]))
+    captions_before = [c for image in app.image for c in image.captions]
+    app.toggle[0].set_value(True).run()
+    captions = [c for image in app.image for c in image.captions]
+    assert "grayscale" not in captions_before
+    assert {"grayscale", "cropped", "fitted 20x20", "centred 28x28"} <= set(captions)
+
+
+def test_a_drawing_that_is_not_a_digit_says_so_plainly(app):
+    app.run()
+    speck = np.zeros((PAD_SIDE, PAD_SIDE, 4), np.uint8)
+    speck[..., 3] = 255
+    speck[100:104, 100:104, :3] = 255
+    draw_on_canvas(app, speck)
+    assert_no_exception(app)
+    assert "Prediction" not in metrics(app)
+    (warning,) = app.warning
+    assert warning.value.startswith("No digit found")
+
+
+def test_a_reading_the_network_is_unsure_about_says_so(monkeypatch, tmp_path, mnist):
+    # A network with all-zero weights gives every digit 10%: as unsure as it gets.
+    path = tmp_path / "undecided.pkl"
+    save_params({"weights": [np.zeros((784, 10), np.float32)], "biases": [np.zeros(10, np.float32)]}, path)
+    at = app_with_model(monkeypatch, path).run()
+    draw_on_canvas(at, drawn(mnist.test_images[0]))
+    assert_no_exception(at)
+    assert "Prediction" in metrics(at)
+    (warning,) = at.warning
+    assert "not sure" in warning.value
+
+
+def test_a_missing_model_shows_the_command_that_fixes_it_and_stops(monkeypatch, tmp_path):
+    missing = tmp_path / "missing.pkl"
+    at = app_with_model(monkeypatch, missing).run()
+    assert_no_exception(at)
+    (error,) = at.error
+    assert "was not found" in error.value
+    assert "python train.py" in error.value
+    assert f"--output {missing}" in error.value
+    assert not at.get("bidi_component"), "the page must stop before the canvas"
+    assert not at.tabs
+
+
+def test_a_booby_trapped_model_is_refused_without_running_it(monkeypatch, tmp_path):
+    marker = tmp_path / "payload-ran"
+
+    class Payload:
+        def __reduce__(self):
+            import os
+
+            return os.mkdir, (str(marker),)
+
+    path = tmp_path / "trap.pkl"
+    path.write_bytes(pickle.dumps({"weights": Payload(), "biases": []}))
+    at = app_with_model(monkeypatch, path).run()
+    assert_no_exception(at)
+    (error,) = at.error
+    assert "was refused" in error.value
+    assert "python train.py" in error.value
+    assert not marker.exists()
+    assert not at.get("bidi_component")
+
+
+def test_a_model_file_replaced_while_the_app_runs_is_read_again(monkeypatch, tmp_path):
+    path = tmp_path / "model.pkl"
+    path.write_bytes(MODEL_PATH.read_bytes())
+    at = app_with_model(monkeypatch, path).run()
+    assert not at.error
+    path.write_bytes(b"not a model, but a different size")
+    at.run()
+    (error,) = at.error
+    assert "not a model file" in error.value
+
+
+def test_the_random_mnist_button_shows_a_test_digit_its_label_and_the_prediction(app, mnist):
+    from model_loader import load_classifier
+
+    app.run()
+    open_tab(app, TAB_MNIST)
+    assert "Prediction" not in metrics(app)
+    next(b for b in app.button if b.label == "Random MNIST test digit").click().run()
+    assert_no_exception(app)
+    index = app.session_state["mnist_sample_index"]
+    image, label = mnist.test_images[index], int(mnist.test_labels[index])
+    expected = load_classifier().predict_proba(image.reshape(-1) / np.float32(255)).argmax()
+    shown = metrics(app)
+    assert shown["True label"] == str(label)
+    assert shown["Prediction"] == str(expected)
+    assert any(f"#{index}" in c for img in app.image for c in img.captions)
+    current = app.session_state["current_input"]
+    assert (current.source, current.label) == ("mnist", label)
+
+
+def test_an_uploaded_photo_goes_through_the_same_pipeline(app, mnist):
+    app.run()
+    open_tab(app, TAB_UPLOAD)
+    # Dark ink on light paper, as a scan would be; the pipeline turns it white on black.
+    scan = 255 - drawn(mnist.test_images[1])[..., 0]
+    app.file_uploader[0].set_value(("digit.png", png_bytes(scan), "image/png")).run()
+    assert_no_exception(app)
+    assert metrics(app)["Prediction"] == str(mnist.test_labels[1])
+    assert "digit.png" in [c for img in app.image for c in img.captions]
+    assert app.session_state["current_input"].source == "upload"
+
+
+def test_a_broken_upload_gets_one_plain_error_line(app):
+    app.run()
+    open_tab(app, TAB_UPLOAD)
+    app.file_uploader[0].set_value(("digit.png", b"this is not a PNG", "image/png")).run()
+    assert_no_exception(app)
+    (error,) = app.error
+    assert error.value == "This file is not an image that can be read; use PNG or JPEG."
+    assert "Prediction" not in metrics(app)
