@@ -36,7 +36,7 @@ from app_logic import (
     stage_gallery,
 )
 from canvas import CANVAS_SIDE, drawing_pad
-from mnist import DatasetError, load_mnist
+from mnist import DATA_DIR, DatasetError, find_file, read_idx
 from model_loader import MODEL_PATH, ModelFileError, load_classifier
 from network import Classifier
 from preprocess import ImageError, load_image, preprocess
@@ -51,8 +51,9 @@ TOP_COLOUR, OTHER_COLOUR = "#FF4B4B", "#A3A8B8"
 # Each digit's bar gets this many pixels of height, so all ten labels fit on the axis.
 BAR_STEP = 20
 
-_TAB = "source_tab"
-_SAMPLE_INDEX = "mnist_sample_index"
+# Session-state keys of the open tab's label and of the MNIST test digit on show.
+TAB_KEY = "source_tab"
+SAMPLE_KEY = "mnist_sample_index"
 
 
 def model_path() -> Path:
@@ -87,8 +88,10 @@ def classifier_or_stop() -> Classifier:
 @st.cache_resource(show_spinner="Loading the MNIST test set…")
 def mnist_test_set() -> tuple[np.ndarray, np.ndarray]:
     """The MNIST test images (10000, 28, 28) uint8 and labels (10000,), read once per server."""
-    data = load_mnist()
-    return data.test_images, data.test_labels
+    # Only the two test files: the training set would quadruple the time and the memory.
+    images = read_idx(find_file(DATA_DIR, "t10k-images-idx3-ubyte"))
+    labels = read_idx(find_file(DATA_DIR, "t10k-labels-idx1-ubyte"))
+    return images, labels
 
 
 def probability_chart(proba: np.ndarray) -> alt.Chart:
@@ -192,8 +195,8 @@ def mnist_tab(classifier: Classifier, is_open: bool) -> CurrentInput | None:
         st.error(str(exc))
         return None
     if picked:
-        st.session_state[_SAMPLE_INDEX] = int(np.random.default_rng().integers(len(images)))
-    index = st.session_state.get(_SAMPLE_INDEX)
+        st.session_state[SAMPLE_KEY] = int(np.random.default_rng().integers(len(images)))
+    index = st.session_state.get(SAMPLE_KEY)
     if index is None:
         st.caption(
             f"Pick one of the {len(images):,} test digits, which the network never trained on."
@@ -224,9 +227,9 @@ def draw_page() -> None:
         "every stroke."
     )
     classifier = classifier_or_stop()
-    draw, upload, sample = st.tabs(
-        [TAB_DRAW, TAB_UPLOAD, TAB_MNIST], key=_TAB, on_change="rerun"
-    )
+    tabs = [TAB_DRAW, TAB_UPLOAD, TAB_MNIST]
+    # Rerun on a tab switch, so that `.open` says which tab's input to read and share.
+    draw, upload, sample = st.tabs(tabs, key=TAB_KEY, on_change="rerun")
     with draw:
         from_canvas = draw_tab(classifier, draw.open)
     with upload:
@@ -237,11 +240,19 @@ def draw_page() -> None:
     st.session_state[CURRENT_INPUT] = from_canvas or from_upload or from_mnist
 
 
+def navigation() -> dict[str, list]:
+    """The app's pages by section, in the order the sidebar lists them."""
+    return {
+        "Read digits": [
+            st.Page(draw_page, title="Draw a digit", icon=":material/draw:", default=True),
+        ],
+    }
+
+
 def main() -> None:
-    """Set up the page and run it; later pages join the navigation list."""
+    """Set up the page and run the one the user picked."""
     st.set_page_config(page_title="Digit recognizer", page_icon=":material/draw:")
-    pages = [st.Page(draw_page, title="Draw a digit", icon=":material/draw:", default=True)]
-    st.navigation(pages).run()
+    st.navigation(navigation()).run()
 
 
 if __name__ == "__main__":

@@ -62,8 +62,8 @@ def drawing_pad() -> np.ndarray | None:
             help="Thinner for a small digit, thicker for a large one.",
         )
         st.button("Clear", on_click=_clear, icon=":material/delete:")
-    # The component's toolbar (send, undo, redo, edit, reset) pops up 2.65rem above the canvas on hover;
-    # this spacer and the gaps around it (2.75rem) keep it off the controls.
+    # The component's toolbar (send, undo, redo, edit, reset) pops up 2.65rem above the canvas
+    # on hover; this spacer and the gaps around it (2.75rem) keep it off the controls.
     st.space("small")
     result = st_canvas(
         stroke_width=st.session_state[_PEN_WIDTH],

@@ -35,12 +35,12 @@ class TrainConfig:
     loss: str = "cross_entropy"
     batchnorm: bool = False
     dropout: float = 0.0
-    epochs: int = 40
+    epochs: int = 80
     batch_size: int = 128
     optimizer: str = "sgd"
-    lr: float = 0.05
+    lr: float = 0.1
     momentum: float = 0.9
-    weight_decay: float = 5e-4
+    weight_decay: float = 2e-4
     schedule: str = "cosine"
     warmup_epochs: float = 1.0
     augment: bool = True

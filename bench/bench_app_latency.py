@@ -29,26 +29,29 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np
-
-from app_logic import EMPTY_PROMPT
-from canvas import CANVAS_SIDE
+from playwright.sync_api import sync_playwright
 from test_browser import (
     ASPECT,
     CHROMIUM,
     CHROMIUM_ARGS,
     DESKTOP,
     DIGIT_STROKES,
+    TOP_MARGIN,
     UPDATE_TIMEOUT_MS,
     draw_digit,
     press_clear,
     streamlit_server,
 )
 
+from app_logic import EMPTY_PROMPT
+from canvas import CANVAS_SIDE
+
 LOGS = ROOT / "artifacts"
 BARE_APP = "bench/bare_canvas_app.py"
 BARE_LABEL = "Ink"  # bench/bare_canvas_app.py's INK_LABEL (that script cannot be imported)
 APP_LABEL = "Prediction"
 TARGET_RATIO = 1.2
+MIN_DRAWINGS = 20
 # Drawn digit heights in canvas pixels, from a small digit in a corner to one filling the pad.
 DIGIT_HEIGHTS = (110, 220)
 PERCENTILES = (10, 90)
@@ -101,7 +104,8 @@ def open_when_interactive(browser, url: str, label_free_marker: str | None):
 def start(stack: ExitStack, browser, script: str, marker: str | None):
     """Start a server for `script` and open it; returns (page, pid, server-up s, interactive s)."""
     began = time.perf_counter()
-    url, process = stack.enter_context(streamlit_server(script, LOGS / f"bench_{Path(script).stem}.log"))
+    log = LOGS / f"bench_{Path(script).stem}.log"
+    url, process = stack.enter_context(streamlit_server(script, log))
     answered = time.perf_counter() - began
     page = open_when_interactive(browser, url, marker)
     return page, process.pid, answered, time.perf_counter() - began
@@ -120,31 +124,31 @@ def one_drawing(page, label: str, digit: int, left: float, top: float, height: f
 
 
 def placements(n: int, rng: np.random.Generator) -> list[tuple[int, float, float, float]]:
-    """n (digit, left, top, height) drawings of the single-stroke digits, sizes and places varied."""
+    """n (digit, left, top, height) drawings of single-stroke digits at varied sizes and places."""
     digits = sorted(d for d, strokes in DIGIT_STROKES.items() if len(strokes) == 1)
     drawings = []
     for i in range(n):
         height = rng.uniform(*DIGIT_HEIGHTS)
         left = rng.uniform(0, CANVAS_SIDE - ASPECT * height)
-        top = rng.uniform(0, CANVAS_SIDE - height)
+        top = rng.uniform(TOP_MARGIN, CANVAS_SIDE - height)
         drawings.append((digits[i % len(digits)], left, top, height))
     return drawings
 
 
 def summary(ms: list[float]) -> str:
-    low, high = np.percentile(ms, PERCENTILES)
-    return f"median {statistics.median(ms):6.1f} ms  (p{PERCENTILES[0]} {low:.1f}, p{PERCENTILES[1]} {high:.1f})"
+    (low, high), (p_low, p_high) = np.percentile(ms, PERCENTILES), PERCENTILES
+    return f"median {statistics.median(ms):6.1f} ms  (p{p_low} {low:.1f}, p{p_high} {high:.1f})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--drawings", type=int, default=25, help="drawings per app (>= 20)")
+    parser.add_argument("--drawings", type=int, default=25, help="drawings per app")
     parser.add_argument("--seed", type=int, default=0, help="for the digits' sizes and places")
     args = parser.parse_args()
+    if args.drawings < MIN_DRAWINGS:
+        parser.error(f"--drawings must be at least {MIN_DRAWINGS} for a steady median")
     if not CHROMIUM.exists():
         sys.exit(f"{CHROMIUM} is missing; install Debian's chromium to run this benchmark.")
-
-    from playwright.sync_api import sync_playwright
 
     drawings = placements(args.drawings, np.random.default_rng(args.seed))
     with sync_playwright() as playwright, ExitStack() as stack:

@@ -20,11 +20,10 @@ import io
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
+from canvas import CANVAS_SIDE
 from mnist import Mnist, load_mnist
 
 STYLES = ("canvas", "paper", "transparent")
-# The app's drawing canvas is this many pixels square.
-CANVAS_SIDE = 280
 
 # The digit is binarised and thinned at this multiple of its 28x28 size, so the skeleton is
 # fine enough to follow curves smoothly once scaled up to a canvas.

@@ -12,18 +12,19 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import ROOT
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from app import CURRENT_INPUT, SAMPLE_KEY, TAB_KEY, TAB_MNIST, TAB_UPLOAD
 from app_logic import EMPTY_PROMPT
-from conftest import ROOT
+from mnist import N_CLASSES, N_PIXELS
 from model_loader import MODEL_PATH, save_params
 
 APP = str(ROOT / "app.py")
 # The first run imports NumPy, Pillow and Altair and reads the model; later ones are quick.
 TIMEOUT = 60
 PAD_SIDE = 280
-TAB_UPLOAD, TAB_MNIST = "Upload", "MNIST test digit"
 
 
 @pytest.fixture
@@ -70,7 +71,7 @@ def draw_on_canvas(at: AppTest, image: np.ndarray) -> AppTest:
 
 
 def open_tab(at: AppTest, label: str) -> AppTest:
-    at.session_state["source_tab"] = label
+    at.session_state[TAB_KEY] = label
     return at.run()
 
 
@@ -84,7 +85,7 @@ def test_an_empty_canvas_shows_a_prompt_and_no_guess(app):
     assert app.title[0].value
     assert [i.value for i in app.info] == [EMPTY_PROMPT]
     assert "Prediction" not in metrics(app)
-    assert app.session_state["current_input"] is None
+    assert app.session_state[CURRENT_INPUT] is None
 
 
 def test_a_drawing_is_read_and_shared_with_other_pages(app, mnist):
@@ -96,7 +97,7 @@ def test_a_drawing_is_read_and_shared_with_other_pages(app, mnist):
     assert shown["Confidence"].endswith("%")
     assert app.get("vega_lite_chart"), "the probability chart is missing"
     assert any("28x28" in c for image in app.image for c in image.captions)
-    current = app.session_state["current_input"]
+    current = app.session_state[CURRENT_INPUT]
     assert current.source == "canvas"
     assert current.preprocessed.image.shape == (28, 28)
 
@@ -137,7 +138,8 @@ def test_a_drawing_that_is_not_a_digit_says_so_plainly(app):
 def test_a_reading_the_network_is_unsure_about_says_so(monkeypatch, tmp_path, mnist):
     # A network with all-zero weights gives every digit 10%: as unsure as it gets.
     path = tmp_path / "undecided.pkl"
-    save_params({"weights": [np.zeros((784, 10), np.float32)], "biases": [np.zeros(10, np.float32)]}, path)
+    zeros = {"weights": [np.zeros((N_PIXELS, N_CLASSES), np.float32)]}
+    save_params({**zeros, "biases": [np.zeros(N_CLASSES, np.float32)]}, path)
     at = app_with_model(monkeypatch, path).run()
     draw_on_canvas(at, drawn(mnist.test_images[0]))
     assert_no_exception(at)
@@ -197,14 +199,14 @@ def test_the_random_mnist_button_shows_a_test_digit_its_label_and_the_prediction
     assert "Prediction" not in metrics(app)
     next(b for b in app.button if b.label == "Random MNIST test digit").click().run()
     assert_no_exception(app)
-    index = app.session_state["mnist_sample_index"]
+    index = app.session_state[SAMPLE_KEY]
     image, label = mnist.test_images[index], int(mnist.test_labels[index])
     expected = load_classifier().predict_proba(image.reshape(-1) / np.float32(255)).argmax()
     shown = metrics(app)
     assert shown["True label"] == str(label)
     assert shown["Prediction"] == str(expected)
     assert any(f"#{index}" in c for img in app.image for c in img.captions)
-    current = app.session_state["current_input"]
+    current = app.session_state[CURRENT_INPUT]
     assert (current.source, current.label) == ("mnist", label)
 
 
@@ -217,7 +219,7 @@ def test_an_uploaded_photo_goes_through_the_same_pipeline(app, mnist):
     assert_no_exception(app)
     assert metrics(app)["Prediction"] == str(mnist.test_labels[1])
     assert "digit.png" in [c for img in app.image for c in img.captions]
-    assert app.session_state["current_input"].source == "upload"
+    assert app.session_state[CURRENT_INPUT].source == "upload"
 
 
 def test_a_broken_upload_gets_one_plain_error_line(app):

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from playwright.sync_api import expect, sync_playwright
 
 from app_logic import EMPTY_PROMPT
+from model_loader import MODEL_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -59,6 +61,9 @@ DESKTOP_DRAWINGS = [(1, 110, 40, 200), (7, 20, 15, 140), (0, 150, 150, 110)]
 PHONE_DRAWINGS = [(7, 60, 60, 180), (0, 40, 30, 120)]
 # The toolbar slides out of the way 0.1 s after hover starts and takes 0.1 s to do so.
 HOVER_SETTLE_MS = 300
+# Even then the toolbar's padding overlaps the canvas's top 4 px, so no stroke starts there.
+TOP_MARGIN = 8
+POLL_MS = 20
 ONE_DIGIT = re.compile(r"^[0-9]$")
 # A digit's width as a fraction of its height, as people draw them.
 ASPECT = 0.7
@@ -109,7 +114,7 @@ def wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
                     return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError(f"streamlit did not answer within {SERVER_START_TIMEOUT} s:\n{log.read_text()}")
+    raise RuntimeError(f"streamlit did not answer in {SERVER_START_TIMEOUT} s:\n{log.read_text()}")
 
 
 def launch_chromium(playwright):
@@ -137,8 +142,11 @@ def draw_digit(page, digit: int, left: float, top: float, height: float) -> None
 
 
 def prediction(page):
-    """The locator of the value of the metric labelled "Prediction"."""
-    metric = page.get_by_test_id("stMetric").filter(has_text="Prediction")
+    """The locator of the value of the visible metric labelled "Prediction".
+
+    Visible only: an inactive tab can keep its last reading in the page, hidden.
+    """
+    metric = page.get_by_test_id("stMetric").filter(has_text="Prediction", visible=True)
     return metric.get_by_test_id("stMetricValue")
 
 
@@ -171,8 +179,6 @@ def press_clear(page) -> None:
 
 def clear(page) -> None:
     """Press Clear and check that the prediction has gone and the prompt is back."""
-    from playwright.sync_api import expect
-
     press_clear(page)
     expect(page.get_by_text(EMPTY_PROMPT, exact=True)).to_be_visible(timeout=UPDATE_TIMEOUT_MS)
     expect(prediction(page)).to_have_count(0)
@@ -180,14 +186,14 @@ def clear(page) -> None:
 
 @pytest.fixture(scope="module")
 def app_url():
-    with streamlit_server("app.py", SCREENSHOTS.parent / "streamlit_test_browser.log") as (url, _):
+    log = SCREENSHOTS.parent / "streamlit_test_browser.log"
+    # The committed model, whatever DIGITS_MODEL the shell running the tests may have set.
+    with streamlit_server("app.py", log, env={"DIGITS_MODEL": str(MODEL_PATH)}) as (url, _):
         yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         chromium = launch_chromium(playwright)
         yield chromium
@@ -196,8 +202,6 @@ def browser():
 
 def open_app(browser, url: str, viewport: dict, scale: float = 1):
     """A fresh page on the app, waited on until the empty pad and its prompt are shown."""
-    from playwright.sync_api import expect
-
     page = browser.new_page(viewport=viewport, device_scale_factor=scale)
     page.goto(url)
     page.locator("canvas.upper-canvas").wait_for(timeout=UPDATE_TIMEOUT_MS)
@@ -214,8 +218,6 @@ def wait_for_images(page) -> None:
 
 def check_drawings(page, drawings: list[tuple], name: str) -> None:
     """Draw each digit on a cleared pad and check the prediction; screenshot each result."""
-    from playwright.sync_api import expect
-
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for digit, left, top, height in drawings:
         draw_digit(page, digit, left, top, height)
@@ -242,8 +244,6 @@ def test_phone_reads_drawn_digits_without_horizontal_scrolling(browser, app_url)
     check_drawings(page, PHONE_DRAWINGS, "phone")
     draw_digit(page, *PHONE_DRAWINGS[0])
     expect_text = str(PHONE_DRAWINGS[0][0])
-    from playwright.sync_api import expect
-
     expect(prediction(page)).to_have_text(expect_text, timeout=UPDATE_TIMEOUT_MS)
     # With a prediction, its chart and the network's view on screen, still no sideways scroll.
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
@@ -257,8 +257,6 @@ def test_phone_reads_drawn_digits_without_horizontal_scrolling(browser, app_url)
 
 
 def test_upload_and_mnist_tabs_show_their_readings(browser, app_url, mnist):
-    from playwright.sync_api import expect
-
     page = open_app(browser, app_url, DESKTOP)
     page.get_by_role("tab", name="Upload").click()
     # A dark digit on light paper, as a scan would be: MNIST test digit 1 enlarged and inverted.
@@ -278,7 +276,7 @@ def test_upload_and_mnist_tabs_show_their_readings(browser, app_url, mnist):
     page.set_viewport_size(DESKTOP)
     page.get_by_role("tab", name="MNIST test digit").click()
     page.get_by_role("button", name="Random MNIST test digit").click()
-    label = page.get_by_test_id("stMetric").filter(has_text="True label")
+    label = page.get_by_test_id("stMetric").filter(has_text="True label", visible=True)
     expect(label.get_by_test_id("stMetricValue")).to_have_text(ONE_DIGIT, timeout=UPDATE_TIMEOUT_MS)
     expect(prediction(page)).to_have_text(ONE_DIGIT)
     wait_for_images(page)

@@ -1,0 +1,94 @@
+"""The training loop: batching, validation split, early stopping, stopping on request."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from mnist import to_input
+from trainer import CHUNK, TrainConfig, fit, iterate_batches, make_schedule, split_train_val
+
+
+@pytest.fixture(scope="module")
+def small(mnist):
+    return mnist.train_images[:3000], mnist.train_labels[:3000]
+
+
+def quick(**overrides) -> TrainConfig:
+    options = {"epochs": 2, "augment": False, "hidden": (32,), "lr": 0.1, "val_size": 500}
+    return TrainConfig(**{**options, **overrides})
+
+
+def test_validation_is_the_last_training_images_and_never_the_test_set(mnist):
+    (tx, _), (vx, vy) = split_train_val(mnist.train_images, mnist.train_labels, 5000)
+    assert len(tx) == 55000
+    assert len(vx) == 5000
+    assert np.shares_memory(vx, mnist.train_images)
+    np.testing.assert_array_equal(vx, mnist.train_images[-5000:])
+    np.testing.assert_array_equal(vy, mnist.train_labels[-5000:])
+
+
+def test_batches_cover_every_image_once_per_epoch_in_the_given_order(small):
+    images, labels = small
+    order = np.random.default_rng(0).permutation(len(images))
+    with ThreadPoolExecutor(1) as pool:
+        batches = list(iterate_batches(images, labels, 100, order, to_input, pool))
+    x = np.concatenate([b[0] for b in batches])
+    y = np.concatenate([b[1] for b in batches])
+    np.testing.assert_array_equal(x, to_input(images[order]))
+    np.testing.assert_array_equal(y, labels[order])
+    assert max(len(b[1]) for b in batches) == 100
+    assert x.dtype == np.float32
+
+
+def test_training_lowers_the_loss_and_records_one_history_line_per_epoch(small):
+    images, labels = small
+    (tx, ty), (vx, vy) = split_train_val(images, labels, 500)
+    _, history = fit(quick(epochs=3), tx, ty, vx, vy)
+    assert [r.epoch for r in history] == [1, 2, 3]
+    assert history[-1].loss < history[0].loss
+    assert history[-1].val_accuracy > 0.8
+    assert all(r.seconds > 0 and r.lr >= 0 for r in history)
+
+
+def test_the_same_seed_gives_the_same_weights_with_augmentation(small):
+    a, _ = fit(quick(augment=True, seed=5), *small)
+    b, _ = fit(quick(augment=True, seed=5), *small)
+    c, _ = fit(quick(augment=True, seed=6), *small)
+    np.testing.assert_array_equal(a.params, b.params)
+    assert not np.array_equal(a.params, c.params)
+
+
+def test_early_stopping_ends_a_run_that_stops_improving_and_restores_the_best_epoch(small):
+    images, labels = small
+    (tx, ty), (vx, vy) = split_train_val(images, labels, 500)
+    # A learning rate this large makes validation accuracy collapse after the first epochs.
+    network, history = fit(
+        quick(epochs=30, lr=5.0, patience=2, schedule="constant"), tx, ty, vx, vy
+    )
+    assert len(history) < 30
+    best = max(r.val_accuracy for r in history)
+    proba = network.predict_proba(to_input(vx))
+    assert np.mean(proba.argmax(axis=1) == vy) == pytest.approx(best)
+
+
+def test_a_stop_request_ends_training_after_the_current_step(small):
+    calls = []
+    _, history = fit(
+        quick(epochs=5),
+        *small,
+        on_batch=lambda *a: calls.append(a),
+        should_stop=lambda: len(calls) >= 3,
+    )
+    assert len(calls) == 3
+    assert len(history) == 1
+
+
+def test_warm_up_is_at_most_a_fifth_of_a_short_run():
+    schedule = make_schedule(TrainConfig(epochs=1, warmup_epochs=1.0, lr=0.1), steps_per_epoch=100)
+    assert schedule(50) < 0.1
+    assert schedule(19) == pytest.approx(0.1)
+
+
+def test_chunks_are_larger_than_a_batch():
+    assert TrainConfig().batch_size <= CHUNK
