@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from augment import AugmentConfig, augment_batch
 from threadpoolctl import threadpool_limits
 
+from augment import AugmentConfig, augment_batch
 from evaluation import accuracy, predict_proba_batched
 from mnist import N_CLASSES, N_PIXELS, to_input
 from network import MLP

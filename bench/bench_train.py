@@ -4,10 +4,10 @@ Prints, from one run on this machine: the SGEMM rate (large square and at the tr
 shapes), the floor it implies for one epoch (27.3 GFLOP over 60,000 images), the median epoch
 time of the project's trainer plain and augmented, PyTorch's median epoch time for the same
 784-128-64-10 network and recipe (skipped with a message when torch is not installed), the
-ratios between them, and the peak memory of a training process. With --full it also times the
-default `python train.py` end to end.
+ratios between them. With --full it also times the default `python train.py` end to end and
+reports its peak memory (RSS).
 
-    python bench/bench_train.py [--epochs 5] [--threads 1] [--full]
+    python bench/bench_train.py [--epochs 3] [--rounds 3] [--threads 1] [--full]
 """
 
 from __future__ import annotations
@@ -139,9 +139,8 @@ def time_default_training() -> tuple[float, float, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--epochs", type=int, default=6, help="epochs per measurement (first dropped)"
-    )
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per run (first dropped)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every run")
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads for both trainers")
     parser.add_argument("--full", action="store_true", help="also time the default train.py")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
@@ -153,21 +152,27 @@ def main() -> None:
     plain = TrainConfig(epochs=args.epochs, augment=False, blas_threads=args.threads)
     augmented = TrainConfig(epochs=args.epochs, augment=True, blas_threads=args.threads)
 
-    with threadpool_limits(args.threads, "blas"):
-        peak_rate = sgemm_rate(2048, 2048, 2048, reps=10)
-        shape_rate = training_shapes_rate(base.batch_size)
+    # The machine is shared and noisy, so every measurement runs once per round, interleaved:
+    # a busy spell then slows all of them alike, and the medians and ratios stay comparable.
+    peak, shapes, plain_t, aug_t, torch_t = [], [], [], [], []
+    for _ in range(args.rounds):
+        with threadpool_limits(args.threads, "blas"):
+            peak.append(sgemm_rate(2048, 2048, 2048, reps=5))
+            shapes.append(training_shapes_rate(base.batch_size))
+        plain_t += numpy_epochs(images, labels, plain)
+        aug_t += numpy_epochs(images, labels, augmented)
+        torch_t += torch_epochs(images, labels, plain) or []
+    peak_rate, shape_rate = float(np.median(peak)), float(np.median(shapes))
     flops = epoch_flops(len(images))
     floor = flops / (peak_rate * 1e9)
     shape_floor = flops / (shape_rate * 1e9)
-
-    plain_s = float(np.median(numpy_epochs(images, labels, plain)))
-    aug_s = float(np.median(numpy_epochs(images, labels, augmented)))
-    torch_times = torch_epochs(images, labels, plain)
-    torch_s = float(np.median(torch_times)) if torch_times else None
+    plain_s, aug_s = float(np.median(plain_t)), float(np.median(aug_t))
+    torch_s = float(np.median(torch_t)) if torch_t else None
 
     figures = {
         "threads": args.threads,
         "batch_size": base.batch_size,
+        "epochs_timed_each": len(plain_t),
         "epoch_gflop": flops / 1e9,
         "sgemm_gflops_peak": peak_rate,
         "sgemm_gflops_training_shapes": shape_rate,
@@ -180,7 +185,6 @@ def main() -> None:
         "plain_over_floor_training_shapes": plain_s / shape_floor,
         "augmented_over_plain": aug_s / plain_s,
         "numpy_over_torch": plain_s / torch_s if torch_s else None,
-        "peak_rss_mb_this_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     if args.full:
         wall, peak_mb, last = time_default_training()
@@ -190,7 +194,10 @@ def main() -> None:
     if args.json:
         print(json.dumps(figures))
         return
-    print(f"machine: {os.cpu_count()} cores, BLAS threads {args.threads}, batch {base.batch_size}")
+    print(
+        f"machine: {os.cpu_count()} cores, BLAS threads {args.threads}, batch {base.batch_size}, "
+        f"{args.rounds} interleaved rounds, medians of {len(plain_t)} epochs each"
+    )
     print(f"one epoch = {flops / 1e9:.1f} GFLOP over {len(images)} images")
     print(
         f"SGEMM rate: {peak_rate:.0f} GFLOP/s (2048^3), {shape_rate:.0f} GFLOP/s (training shapes)"
@@ -205,7 +212,6 @@ def main() -> None:
         print("pytorch: not installed, skipped (pip install torch==2.13.0 to compare)")
     else:
         print(f"pytorch epoch:         {torch_s:.3f} s  -> numpy/pytorch = {plain_s / torch_s:.2f}")
-    print(f"peak RSS of this process: {figures['peak_rss_mb_this_process']:.0f} MB")
     if args.full:
         print(f"default `python train.py`: {wall:.1f} s wall, peak RSS {peak_mb:.0f} MB; {last}")
 
