@@ -16,6 +16,7 @@ helpers below, such as classifier_or_stop() and show_reading().
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from mnist import DATA_DIR, DatasetError, find_file, read_idx
 from model_loader import MODEL_PATH, ModelFileError, load_classifier
 from network import Classifier
 from preprocess import ImageError, load_image, preprocess
+from user_store import StoreError, UserStore, original_png
 
 MODEL_ENV = "DIGITS_MODEL"
 CURRENT_INPUT = "current_input"
@@ -115,11 +117,12 @@ def probability_chart(proba: np.ndarray) -> alt.Chart:
     )
 
 
-def show_reading(reading: Reading, key: str, with_view: bool = True) -> None:
+def show_reading(reading: Reading, key: str, with_view: bool = True, original=None) -> None:
     """The prediction, its confidence, all ten probabilities and what the network saw.
 
     `key` keeps the widgets of several readings on one page apart; `with_view` False leaves
-    out the network's view, for an input the page already shows as it is.
+    out the network's view, for an input the page already shows as it is. With the user's
+    `original` (canvas RGBA array or uploaded image), the user can say whether it was right.
     """
     if reading.has_digit:
         # A horizontal container, unlike columns, keeps the two side by side on a phone.
@@ -128,6 +131,8 @@ def show_reading(reading: Reading, key: str, with_view: bool = True) -> None:
             st.metric("Confidence", reading.confidence_text())
         if not reading.is_sure:
             st.warning(reading.message())
+        if original is not None:
+            teach_buttons(reading, original, key)
         st.altair_chart(probability_chart(reading.proba), width="stretch")
         if with_view:
             st.markdown("**What the network sees**")
@@ -148,6 +153,67 @@ def show_reading(reading: Reading, key: str, with_view: bool = True) -> None:
                 st.image(image, caption=name, width=image.width)
 
 
+def _save_answer(reading: Reading, original, key: str, right: bool) -> None:
+    """Store the user's answer as a sample; remembers it (or the error) for teach_buttons."""
+    label = reading.digit if right else st.session_state[f"{key}-true-{reading.digit}"]
+    digest = hashlib.sha1(reading.preprocessed.image.tobytes()).hexdigest()
+    try:
+        UserStore().add(
+            label,
+            reading.preprocessed.image,
+            original_png(original),
+            prediction=reading.digit,
+            source=key,
+        )
+    except StoreError as exc:
+        st.session_state[f"{key}-taught"] = (digest, None, str(exc))
+    else:
+        st.session_state[f"{key}-taught"] = (digest, label, "")
+
+
+def teach_buttons(reading: Reading, original, key: str) -> None:
+    """Buttons "Right" and "Wrong, it was N" under a prediction; an answer becomes a sample."""
+    digest = hashlib.sha1(reading.preprocessed.image.tobytes()).hexdigest()
+    taught = st.session_state.get(f"{key}-taught")
+    if taught is not None and taught[0] == digest:
+        if taught[2]:
+            st.error(taught[2])
+        else:
+            st.success(
+                f"Saved as a {taught[1]} in your samples: fine-tuning on them teaches the "
+                "network your handwriting.",
+                icon=":material/school:",
+            )
+        return
+    others = [d for d in range(10) if d != reading.digit]
+    args = (reading, original, key)
+    with st.container(horizontal=True, vertical_alignment="bottom", gap="small"):
+        st.button(
+            "Right",
+            key=f"{key}-right",
+            icon=":material/check:",
+            on_click=_save_answer,
+            args=(*args, True),
+        )
+        true = st.session_state.get(f"{key}-true-{reading.digit}", reading.runner_up)
+        st.button(
+            f"Wrong, it was {true}",
+            key=f"{key}-wrong",
+            icon=":material/close:",
+            on_click=_save_answer,
+            args=(*args, False),
+        )
+        # Keyed by the prediction: a new prediction brings new choices, led by the runner-up.
+        st.selectbox(
+            "The right digit",
+            others,
+            index=others.index(reading.runner_up),
+            key=f"{key}-true-{reading.digit}",
+            label_visibility="collapsed",
+            width=100,
+        )
+
+
 def draw_tab(classifier: Classifier, is_open: bool) -> CurrentInput | None:
     """The canvas and, beside it, the reading of the drawing after every stroke."""
     pad, result = st.columns([1, 1.2])
@@ -160,7 +226,7 @@ def draw_tab(classifier: Classifier, is_open: bool) -> CurrentInput | None:
             st.info(EMPTY_PROMPT)
             return None
         reading = read_digit(classifier, preprocess(drawing))
-        show_reading(reading, key="canvas")
+        show_reading(reading, key="canvas", original=drawing)
     return CurrentInput("canvas", reading.preprocessed)
 
 
@@ -180,7 +246,7 @@ def upload_tab(classifier: Classifier, is_open: bool) -> CurrentInput | None:
     original, result = st.columns([1, 1.2])
     original.image(preview(image, CANVAS_SIDE), caption=upload.name)
     with result:
-        show_reading(reading, key="upload")
+        show_reading(reading, key="upload", original=image)
     return CurrentInput("upload", reading.preprocessed, name=upload.name)
 
 
@@ -245,6 +311,17 @@ def navigation() -> dict[str, list]:
     return {
         "Read digits": [
             st.Page(draw_page, title="Draw a digit", icon=":material/draw:", default=True),
+        ],
+        "Look inside": [
+            st.Page("pages/inside.py", title="Inside the network", icon=":material/hub:"),
+            st.Page("pages/weights.py", title="Weights", icon=":material/grid_on:"),
+            st.Page("pages/model_evaluation.py", title="Evaluation", icon=":material/fact_check:"),
+            st.Page("pages/dataset.py", title="Dataset", icon=":material/dataset:"),
+            st.Page("pages/history.py", title="Training history", icon=":material/show_chart:"),
+        ],
+        "Teach": [
+            st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+            st.Page("pages/samples.py", title="Your samples", icon=":material/collections:"),
         ],
     }
 

@@ -2,6 +2,8 @@
 
 python train.py                      # the default recipe: >= 99% on the MNIST test set
 python train.py --epochs 5 --no-augment --limit 10000 --output /tmp/quick.pkl
+python train.py --tune               # search lr, weight decay and epochs; print the best
+python train.py --finetune           # fine-tune model_params.pkl on the app's taught digits
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+import tuning
 from evaluation import accuracy, confusion_matrix, format_confusion, predict_proba_batched
+from finetune import FinetuneConfig, FinetuneError, finetune
 from layers import ACTIVATIONS
 from mnist import DATA_DIR, DatasetError, load_mnist
-from model_loader import MODEL_PATH, atomic_write_bytes, save_params
+from model_loader import MODEL_PATH, ModelFileError, atomic_write_bytes, load_params, save_params
 from optimizers import OPTIMIZERS
 from schedules import SCHEDULES
-from trainer import TrainConfig, fit, split_train_val
+from trainer import EpochRecord, TrainConfig, fit, split_train_val
+from user_store import StoreError, UserStore, default_path
 
 
 def history_path(model_path: Path) -> Path:
@@ -98,7 +103,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-dir", type=Path, default=DATA_DIR, help="folder with the MNIST files")
     p.add_argument("--output", type=Path, default=MODEL_PATH, help="model file to write")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, summaries only")
-    return p.parse_args(argv)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--tune",
+        action="store_true",
+        help="search lr, weight decay and epochs on the validation split (with --limit "
+        f"{tuning.DEFAULT_LIMIT} unless given) and print the best; writes no model",
+    )
+    mode.add_argument(
+        "--finetune",
+        action="store_true",
+        help="fine-tune the --start-from model on the samples in --user-data, with MNIST "
+        "replay (--limit replays fewer images); its defaults are --epochs "
+        f"{FinetuneConfig.epochs} --lr {FinetuneConfig.lr} "
+        f"--batch-size {FinetuneConfig.batch_size}",
+    )
+    p.add_argument("--trials", type=positive_int, default=tuning.DEFAULT_TRIALS, help="for --tune")
+    p.add_argument(
+        "--user-data",
+        type=Path,
+        default=None,
+        help="the app's samples database, for --finetune (default: $DIGITS_USER_DB or "
+        "data/user/samples.sqlite)",
+    )
+    p.add_argument(
+        "--start-from", type=Path, default=MODEL_PATH, help="the model --finetune starts from"
+    )
+    args = p.parse_args(argv)
+    if args.finetune:
+        # Fine-tuning takes small steps from a trained model: its own defaults, unless given.
+        f = FinetuneConfig()
+        p.set_defaults(epochs=f.epochs, lr=f.lr, batch_size=f.batch_size)
+        args = p.parse_args(argv)
+    return args
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -125,27 +162,41 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    config = config_from_args(args)
-    started = time.perf_counter()
-    try:
-        data = load_mnist(args.data_dir)
-    except DatasetError as exc:
-        print(f"train.py: {exc}", file=sys.stderr)
-        return os.EX_NOINPUT
-    (train_x, train_y), (val_x, val_y) = split_train_val(
-        data.train_images, data.train_labels, config.val_size, config.limit
-    )
-    print(
-        f"training {'-'.join(map(str, (784, *config.hidden, 10)))} {config.activation} on "
-        f"{len(train_x)} images ({len(val_x)} for validation), {config.epochs} epochs, "
-        f"{config.optimizer} lr {config.lr}, augmentation {'on' if config.augment else 'off'}"
-    )
+def config_to_args(config: TrainConfig) -> list[str]:
+    """The flags that give `config` (those that differ from the defaults), for a command line."""
+    d = TrainConfig()
+    flags = []
+    for name in ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "activation", "seed"):
+        if getattr(config, name) != getattr(d, name):
+            flags += [f"--{name.replace('_', '-')}", str(getattr(config, name))]
+    if config.hidden != d.hidden:
+        flags += ["--hidden", *map(str, config.hidden)]
+    if config.augment != d.augment:
+        flags.append("--augment" if config.augment else "--no-augment")
+    return flags
 
-    bar = tqdm(
-        total=len(train_x), unit="img", disable=args.no_progress, leave=False, dynamic_ncols=True
-    )
+
+def save_model(
+    params: dict, history: list[EpochRecord], config: dict, output: Path, **metadata
+) -> Path:
+    """Write exported `params` with metadata to `output` and the history beside it; its path."""
+    params = {
+        **params,
+        **metadata,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "config": config,
+        "numpy_version": np.__version__,
+    }
+    save_params(params, output)
+    history_file = history_path(output)
+    history_json = {"config": config, "epochs": [asdict(r) for r in history]}
+    atomic_write_bytes(history_file, json.dumps(history_json, indent=1).encode())
+    return history_file
+
+
+def progress_callbacks(n_images: int, epochs: int, disable: bool):
+    """A tqdm bar over each epoch's images and the fit() callbacks that drive it."""
+    bar = tqdm(total=n_images, unit="img", disable=disable, leave=False, dynamic_ncols=True)
     running = {"loss": None, "acc": None}
 
     def on_batch(n: int, loss: float, acc: float) -> None:
@@ -158,14 +209,138 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_epoch(r) -> None:
         bar.reset()
-        bar.set_description(f"epoch {min(r.epoch + 1, config.epochs)}/{config.epochs}")
+        bar.set_description(f"epoch {min(r.epoch + 1, epochs)}/{epochs}")
         val = f"  val_acc {r.val_accuracy:.4f}" if r.val_accuracy is not None else ""
         tqdm.write(
-            f"epoch {r.epoch:3d}/{config.epochs}  loss {r.loss:.4f}  "
+            f"epoch {r.epoch:3d}/{epochs}  loss {r.loss:.4f}  "
             f"train_acc {r.train_accuracy:.4f}{val}  lr {r.lr:.4g}  {r.seconds:.1f}s"
         )
 
-    bar.set_description(f"epoch 1/{config.epochs}")
+    bar.set_description(f"epoch 1/{epochs}")
+    return bar, on_batch, on_epoch
+
+
+def tune_main(args: argparse.Namespace, data) -> int:
+    """--tune: a random search on the validation split; prints the trials and the best."""
+    base = config_from_args(args)
+    limit = args.limit if args.limit is not None else tuning.DEFAULT_LIMIT
+    (train_x, train_y), (val_x, val_y) = split_train_val(
+        data.train_images, data.train_labels, base.val_size, limit
+    )
+    n_settings = len(tuning.candidates(10**6, np.random.default_rng(0)))
+    print(
+        f"trying {min(args.trials, n_settings)} of {n_settings} settings of lr, weight decay and "
+        f"epochs on {len(train_x)} training images, scored on {len(val_x)} validation images"
+    )
+
+    def on_trial(trial: tuning.Trial, done: int, total: int) -> None:
+        score = "diverged" if trial.val_accuracy is None else f"{trial.val_accuracy:.4f}"
+        print(
+            f"trial {done}/{total}: lr {trial.lr:g}, weight decay {trial.weight_decay:g}, "
+            f"{trial.epochs} epochs -> val_acc {score}  ({trial.seconds:.1f}s)",
+            flush=True,
+        )
+
+    trials = tuning.search(base, train_x, train_y, val_x, val_y, args.trials, on_trial)
+    print(tuning.format_table(trials))
+    top = tuning.best(trials)
+    if top is None:
+        print("train.py: every trial diverged; try another --optimizer.", file=sys.stderr)
+        return 1
+    print(
+        f"best: lr {top.lr:g}, weight decay {top.weight_decay:g}, {top.epochs} epochs "
+        f"(validation accuracy {top.val_accuracy:.4f})"
+    )
+    command = ["python", "train.py", *config_to_args(tuning.apply(base, top))]
+    print("train it with: " + " ".join(command))
+    return 0
+
+
+def finetune_main(args: argparse.Namespace, data) -> int:
+    """--finetune: fine-tune a model on the app's taught digits and write the result."""
+    user_data = args.user_data or default_path()
+    if not user_data.is_file():
+        print(
+            f"train.py: {user_data} was not found; teach the app some digits first (Right / "
+            "Wrong under each prediction) or give --user-data the samples database.",
+            file=sys.stderr,
+        )
+        return os.EX_NOINPUT
+    try:
+        params = load_params(args.start_from)
+        images, labels = UserStore(user_data).arrays()
+    except (ModelFileError, StoreError) as exc:
+        print(f"train.py: {exc}", file=sys.stderr)
+        return os.EX_NOINPUT
+    config = FinetuneConfig(
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        replay=args.limit,
+        weight_decay=args.weight_decay,
+        augment=args.augment,
+        seed=args.seed,
+    )
+    print(
+        f"fine-tuning {args.start_from.name} on {len(labels)} samples from {user_data} "
+        f"with MNIST replay, {config.epochs} epochs, lr {config.lr}"
+    )
+    started = time.perf_counter()
+    n_images = config.replay or len(data.train_images) - TrainConfig().val_size
+    bar, on_batch, on_epoch = progress_callbacks(n_images, config.epochs, args.no_progress)
+    try:
+        network, history, report = finetune(
+            params, images, labels, data, config, on_batch, on_epoch
+        )
+    except FinetuneError as exc:
+        bar.close()
+        print(f"train.py: {exc}", file=sys.stderr)
+        return os.EX_DATAERR
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"train.py: interrupted; {args.output} was left unchanged.", file=sys.stderr)
+        return 130
+    bar.close()
+    for line in report.lines():
+        print(line)
+    save_model(
+        network.export(),
+        history,
+        {"finetune": asdict(config), "samples": len(labels)},
+        args.output,
+        test_accuracy=report.mnist_after,
+        seed=config.seed,
+        train_seconds=round(time.perf_counter() - started, 1),
+        finetuned_from=str(args.start_from),
+        finetune_report=asdict(report),
+    )
+    print(f"wrote {args.output} and {history_path(args.output).name}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    config = config_from_args(args)
+    started = time.perf_counter()
+    try:
+        data = load_mnist(args.data_dir)
+    except DatasetError as exc:
+        print(f"train.py: {exc}", file=sys.stderr)
+        return os.EX_NOINPUT
+    if args.tune:
+        return tune_main(args, data)
+    if args.finetune:
+        return finetune_main(args, data)
+    (train_x, train_y), (val_x, val_y) = split_train_val(
+        data.train_images, data.train_labels, config.val_size, config.limit
+    )
+    print(
+        f"training {'-'.join(map(str, (784, *config.hidden, 10)))} {config.activation} on "
+        f"{len(train_x)} images ({len(val_x)} for validation), {config.epochs} epochs, "
+        f"{config.optimizer} lr {config.lr}, augmentation {'on' if config.augment else 'off'}"
+    )
+
+    bar, on_batch, on_epoch = progress_callbacks(len(train_x), config.epochs, args.no_progress)
     try:
         network, history = fit(config, train_x, train_y, val_x, val_y, on_batch, on_epoch)
     except KeyboardInterrupt:
@@ -181,19 +356,15 @@ def main(argv: list[str] | None = None) -> int:
     print("confusion matrix on the 10,000 test images (rows: true digit, columns: predicted):")
     print(format_confusion(matrix))
 
-    params = network.export()
-    params.update(
+    history_file = save_model(
+        network.export(),
+        history,
+        config.to_dict(),
+        args.output,
         test_accuracy=test_accuracy,
         seed=config.seed,
-        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         train_seconds=round(wall, 1),
-        config=config.to_dict(),
-        numpy_version=np.__version__,
     )
-    save_params(params, args.output)
-    history_file = history_path(args.output)
-    history_json = {"config": config.to_dict(), "epochs": [asdict(r) for r in history]}
-    atomic_write_bytes(history_file, json.dumps(history_json, indent=1).encode())
     print(
         f"test accuracy {test_accuracy:.4f}  ({wall:.0f}s)  wrote {args.output} and "
         f"{history_file.name}"

@@ -16,7 +16,6 @@ import argparse
 import itertools
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -120,21 +119,43 @@ def torch_epochs(images, labels, config: TrainConfig) -> list[float] | None:
     return times[1:]
 
 
+# Runs train.py in this child and reports the child's own peak RSS (VmHWM) on its last stderr
+# line. getrusage(RUSAGE_CHILDREN) would not do: Linux counts into it the parent's pages the
+# child held between fork and exec, so a parent with PyTorch loaded reads ~700 MB.
+PEAK_RSS_WRAPPER = """
+import runpy, sys
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    status = open("/proc/self/status").read().split("VmHWM:")[1]
+    print("peak_rss_kb", status.split()[0], file=sys.stderr)
+"""
+
+
 def time_default_training() -> tuple[float, float, str]:
-    """Wall seconds and peak RSS (MB) of a default `python train.py`, and its last line."""
+    """Wall seconds and peak RSS (MB) of a default `python train.py`, and its result line."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "model.pkl"
         started = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, str(ROOT / "train.py"), "--output", str(out), "--no-progress"],
+            [
+                sys.executable,
+                "-c",
+                PEAK_RSS_WRAPPER,
+                str(ROOT / "train.py"),
+                "--output",
+                str(out),
+                "--no-progress",
+            ],
             capture_output=True,
             text=True,
             check=True,
         )
         wall = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    peak_kb = int(proc.stderr.rsplit("peak_rss_kb", 1)[1].split()[0])
     last = [line for line in proc.stdout.splitlines() if "test accuracy" in line.lower()]
-    return wall, peak_mb, (last[-1] if last else proc.stdout.strip().splitlines()[-1])
+    return wall, peak_kb / 1024, (last[-1] if last else proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:

@@ -1,0 +1,93 @@
+"""Training history: loss and accuracy per epoch, from the history file beside the model."""
+
+from __future__ import annotations
+
+import altair as alt
+import streamlit as st
+
+import insights
+from app import OTHER_COLOUR, TOP_COLOUR, model_path
+from train import history_path
+
+# Streamlit fits a chart's legend and axes into this height as well as its plot.
+CHART_HEIGHT = 340
+LOSS_CURVES = {"loss": "training", "val_loss": "validation"}
+ACCURACY_CURVES = {"train_accuracy": "training", "val_accuracy": "validation"}
+CURVE_COLOURS = {"training": OTHER_COLOUR, "validation": TOP_COLOUR}
+NO_HISTORY = "This model has no training history file; `python train.py` writes one."
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def cached_history(path: str, mtime_ns: int, size: int) -> insights.History | None:
+    """The parsed history file; mtime_ns and size only key the cache to the file's version."""
+    return insights.read_history(path)
+
+
+def curve_chart(rows, title: str, axis_format: str, scale: alt.Scale) -> alt.Chart:
+    """One line per curve over the epochs, the values on `scale`."""
+    return (
+        alt.Chart(rows)
+        .mark_line(point=alt.OverlayMarkDef(size=12))
+        .encode(
+            x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y(
+                "value:Q",
+                title=title,
+                scale=scale,
+                axis=alt.Axis(format=axis_format),
+            ),
+            color=alt.Color(
+                "curve:N",
+                scale=alt.Scale(domain=list(CURVE_COLOURS), range=list(CURVE_COLOURS.values())),
+                legend=alt.Legend(orient="top", title=None),
+            ),
+            tooltip=["epoch:Q", "curve:N", alt.Tooltip("value:Q", format=".4f")],
+        )
+        .properties(height=CHART_HEIGHT)
+    )
+
+
+st.title("Training history")
+file = history_path(model_path())
+try:
+    history = cached_history(str(file), *insights.file_version(file))
+except ValueError as exc:
+    st.error(str(exc))
+    st.stop()
+if history is None or history.epochs.empty:
+    st.info(NO_HISTORY)
+    st.stop()
+
+epochs = history.epochs
+best = epochs.loc[epochs["val_accuracy"].idxmax()]
+with st.container(horizontal=True):
+    st.metric("Epochs", f"{len(epochs)}")
+    st.metric(
+        "Best validation accuracy", f"{best['val_accuracy']:.2%}", help=f"epoch {best['epoch']}"
+    )
+    if "seconds" in epochs:
+        st.metric("Training time", f"{epochs['seconds'].sum():.0f} s")
+st.caption(f"From {file.name}, written by `python train.py` beside the model.")
+
+config = history.config
+loss_name = str(config.get("loss", "training")).replace("_", "-")
+st.subheader("Loss")
+# On a log scale, so the slow gains of the later epochs stay visible next to the first drop.
+loss_rows = insights.curves(epochs, LOSS_CURVES)
+st.altair_chart(
+    curve_chart(loss_rows, f"{loss_name} loss (log scale)", ".2~f", alt.Scale(type="log")),
+    width="stretch",
+)
+st.subheader("Accuracy")
+accuracy_rows = insights.curves(epochs, ACCURACY_CURVES)
+st.altair_chart(
+    curve_chart(accuracy_rows, "accuracy", ".0%", alt.Scale(zero=False)), width="stretch"
+)
+if config.get("augment"):
+    st.caption(
+        "Training figures are measured on randomly distorted digits while the weights still "
+        "change within the epoch, so they lie below the validation figures."
+    )
+if config:
+    with st.expander("Training settings"):
+        st.json(config, expanded=True)

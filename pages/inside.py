@@ -1,0 +1,205 @@
+"""Inside the network: the hidden layers, the units behind the answer, and the softmax step."""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import streamlit as st
+
+import insights
+from app import CURRENT_INPUT, OTHER_COLOUR, TOP_COLOUR, classifier_or_stop, draw_page
+from app_logic import enlarge, read_digit
+from mnist import IMAGE_SIDE
+
+# The input is shown at 4x (112 px); each unit's weight image at 3x (84 px), six across a
+# desktop column and four across a phone.
+IMAGE_SCALE, UNIT_SCALE = 4, 3
+# Units shown as the main reasons for the answer.
+TOP_UNITS = 6
+# Pixels per hidden unit in the heatmaps: 16 units across is 320 px, narrower than a phone.
+CELL = 20
+# Each digit's logit bar gets this many pixels of height.
+BAR_STEP = 20
+# Hidden units go from white (off) to dark blue (most active).
+OFF_COLOUR, ON_COLOUR = "#FFFFFF", "#08519C"
+SOURCES = {"canvas": "your drawing", "upload": "the uploaded image", "mnist": "the MNIST digit"}
+
+
+def describe(current) -> str:
+    """Where the current input came from, in a few words."""
+    text = SOURCES.get(current.source, current.source)
+    if current.name:
+        text += f" {current.name}"
+    if current.label is not None:
+        text += f" (true label {current.label})"
+    return text
+
+
+def markdown_safe(text: str) -> str:
+    """Text for a table cell, which Streamlit renders as Markdown: a leading ">" stays a sign."""
+    return text.replace(">", "\\>")
+
+
+def activation_heatmap(values: np.ndarray, outlined: np.ndarray) -> alt.Chart:
+    """Units (n,) as a grid of squares, darker when more active; units in `outlined` ringed."""
+    frame = insights.grid_frame(values)
+    frame["outlined"] = np.isin(frame["unit"], outlined)
+    no_axis = alt.Axis(labels=False, ticks=False, title=None, domain=False)
+    return (
+        alt.Chart(frame)
+        .mark_rect()
+        .encode(
+            x=alt.X("column:O", axis=no_axis),
+            y=alt.Y("row:O", axis=no_axis),
+            color=alt.Color(
+                "value:Q",
+                # From white at 0, so units that are off look empty; Lab keeps that end white.
+                scale=alt.Scale(domainMin=0, range=[OFF_COLOUR, ON_COLOUR], interpolate="lab"),
+                legend=alt.Legend(orient="bottom", title="activation", gradientLength=CELL * 8),
+            ),
+            stroke=alt.when(alt.datum.outlined)
+            .then(alt.value(TOP_COLOUR))
+            .otherwise(alt.value(None)),
+            strokeWidth=alt.when(alt.datum.outlined).then(alt.value(3)).otherwise(alt.value(0)),
+            tooltip=["unit:Q", alt.Tooltip("value:Q", title="activation", format=".2f")],
+        )
+        .properties(width=alt.Step(CELL), height=alt.Step(CELL))
+    )
+
+
+def logit_chart(steps) -> alt.Chart:
+    """The ten logits as horizontal bars, the highest in the accent colour."""
+    steps = steps.assign(top=steps["logit"] == steps["logit"].max())
+    return (
+        alt.Chart(steps)
+        .mark_bar()
+        .encode(
+            x=alt.X("logit:Q", title="score (logit)"),
+            y=alt.Y("digit:N", sort=None, title=None),
+            color=alt.when(alt.datum.top)
+            .then(alt.value(TOP_COLOUR))
+            .otherwise(alt.value(OTHER_COLOUR)),
+            tooltip=["digit:N", alt.Tooltip("logit:Q", format=".2f")],
+        )
+        .properties(height=alt.Step(BAR_STEP))
+    )
+
+
+st.title("Inside the network")
+classifier = classifier_or_stop()
+current = st.session_state.get(CURRENT_INPUT)
+if current is None or not current.preprocessed.has_digit:
+    if current is not None:
+        st.warning(current.preprocessed.reason)
+    st.info("Draw a digit on the main page first, then come back here to look inside.")
+    st.page_link(
+        st.Page(draw_page, default=True), label="Go to the drawing pad", icon=":material/draw:"
+    )
+    st.stop()
+
+x = current.preprocessed.vector
+reading = read_digit(classifier, current.preprocessed)
+*hidden, logits = (a[0] for a in classifier.hidden_and_logits(x[None]))
+winner = reading.digit
+
+st.write(
+    f"This page follows {describe(current)} through the network: {len(x)} pixels in, "
+    + "".join(f"{len(h)} hidden units, then " for h in hidden)
+    + f"{len(logits)} scores out. It follows whatever you last drew, uploaded or picked on "
+    "the main page."
+)
+with st.container(horizontal=True, vertical_alignment="center"):
+    st.image(enlarge(current.preprocessed.image, IMAGE_SCALE), caption="the network's input")
+    st.metric("Prediction", str(winner))
+    st.metric("Confidence", reading.confidence_text())
+
+if not hidden:
+    st.info("This model has no hidden layer: its pixels feed the ten scores directly.")
+else:
+    attribution = insights.first_layer_attribution(classifier, x, winner)
+    top = attribution.top(TOP_UNITS)
+
+    st.header("1. The hidden layers", divider="gray")
+    st.write(
+        "Each square is one unit (a 'neuron'). Its activation is a weighted sum of the layer "
+        "before, passed through ReLU, which turns negative sums into 0: white squares are "
+        "switched off for this digit, dark blue ones fire strongly."
+    )
+    with st.container(horizontal=True, gap="large"):
+        for i, h in enumerate(hidden, start=1):
+            with st.container(width="content"):
+                active = int(np.count_nonzero(h > 0))
+                st.markdown(f"**Layer {i}**: {active} of {len(h)} units active")
+                ringed = top if i == 1 else np.array([], int)
+                st.altair_chart(activation_heatmap(h, ringed), width="content")
+    st.caption(f"Ringed in red in layer 1: the {len(top)} units that push hardest for {winner}.")
+
+    st.header(f"2. The units that say {winner}", divider="gray")
+    st.write(
+        f"A unit's share of the score for {winner} is its activation times how much that score "
+        "rises per unit of activation, through the later units that are on for this input; "
+        + (
+            "with ReLU these shares plus a fixed bias term add up exactly to the score."
+            if attribution.exact
+            else "with this model's activation the shares only approximate the score."
+        )
+    )
+    W1 = classifier.weights[0]
+    weights = insights.weight_tiles(W1[:, top])
+    found = insights.diverging_rgb(
+        insights.symmetric_unit((W1[:, top].T * x).reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
+    )
+    st.markdown(
+        "**What each unit looks for**: its incoming weights, red where ink excites it and blue "
+        "where ink holds it back."
+    )
+    with st.container(horizontal=True):
+        for j, tile in zip(top, weights, strict=True):
+            share = attribution.contributions[j]
+            st.image(insights.upscale(tile, UNIT_SCALE), caption=f"unit {j}: {share:+.1f}")
+    st.markdown(
+        "**What it found in this digit**: the weights times the input, so only inked pixels remain."
+    )
+    with st.container(horizontal=True):
+        for j, tile in zip(top, found, strict=True):
+            st.image(insights.upscale(tile, UNIT_SCALE), caption=f"unit {j}")
+    shares = attribution.contributions
+    st.caption(
+        f"All {len(shares)} first-layer units together add {shares.sum():+.1f} to the score "
+        f"for {winner}; units shown: {shares[top].sum():+.1f}; the biases: "
+        f"{attribution.bias_path:+.1f}; the score: {attribution.score:.1f}."
+    )
+
+st.header("3. From scores to probabilities", divider="gray")
+steps = insights.output_steps(logits, classifier.output)
+st.altair_chart(logit_chart(steps), width="stretch")
+if classifier.output == "softmax":
+    st.write(
+        "The last layer gives each digit a score, its logit, which can be any number. Softmax "
+        "turns the scores into probabilities in two steps: **exp(logit − highest logit)** makes "
+        "every score positive, and a score 1 higher counts e ≈ 2.7 times as much (subtracting "
+        "the highest logit keeps the numbers small and changes nothing else); then each is "
+        "**divided by their sum**, so the ten add up to 1."
+    )
+    positive_title = "exp(logit − max)"
+else:
+    st.write(
+        "The last layer gives each digit a score, its logit. This model squashes each score "
+        "into 0 to 1 with a sigmoid, then divides by their sum so the ten add up to 1."
+    )
+    positive_title = "sigmoid(logit)"
+# A static table: ten rows need no scrolling, sorting or search, and it prints on a phone.
+table = steps.set_index("digit").rename(columns={"positive": positive_title})
+st.table(
+    table.style.format(
+        {
+            "logit": "{:.2f}",
+            positive_title: "{:.3g}",
+            "probability": lambda p: markdown_safe(insights.percent_text(p, decimals=1)),
+        }
+    )
+)
+st.caption(
+    f"The positive scores add up to {steps['positive'].sum():.6g}; each probability is its "
+    "score divided by that sum."
+)

@@ -1,0 +1,192 @@
+"""Evaluation: the model on the 10,000 MNIST test digits, its confusions and its mistakes."""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import streamlit as st
+from PIL import ImageColor
+
+import insights
+from app import TOP_COLOUR, classifier_or_stop, mnist_test_set, model_path
+from mnist import N_CLASSES, DatasetError
+from network import Classifier
+
+# Mistakes are shown at 3x (84 px), sample predictions at 2x (56 px): both wrap on a phone.
+MISTAKE_SCALE, SAMPLE_SCALE = 3, 2
+MISTAKES_SHOWN = 30
+SAMPLES_SHOWN = 24
+TOP_K = 3
+FRAME = 3
+WRONG_RGB = ImageColor.getrgb(TOP_COLOUR)  # the app's accent red
+# Pixels per confusion-matrix cell: ten cells and the axes are 330 px, narrower than a phone.
+CELL = 28
+# Correct cells are a quiet grey; the others go from white (no mistakes) to dark red (most).
+CORRECT_COLOUR, EMPTY_COLOUR, MOST_COLOUR = "#E4E7EE", "#FFFFFF", "#A50F15"
+TRUE_KEY, PREDICTED_KEY, CHART_KEY = "eval_true", "eval_predicted", "eval_confusion"
+SAMPLE_SEED_KEY = "eval_sample_seed"
+CELL_PARAM = "cell"
+
+
+@st.cache_data(show_spinner="Reading the 10,000 test digits…", max_entries=4)
+def results_on_test_set(path: str, mtime_ns: int, size: int, _classifier: Classifier):
+    """The classifier's results on the MNIST test set; path, mtime_ns and size key the cache."""
+    images, labels = mnist_test_set()
+    return insights.evaluate(_classifier, images, labels)
+
+
+def confusion_chart(confusion: np.ndarray, picked: tuple[int | None, int | None]) -> alt.Chart:
+    """Counts with true digits down and predictions across; a click selects a cell."""
+    frame = insights.confusion_frame(confusion)
+    true, predicted = picked
+    frame["picked"] = (frame["true"] == true) & (frame["predicted"] == predicted)
+    click = alt.selection_point(name=CELL_PARAM, fields=["true", "predicted"], on="click")
+    worst = max(int(frame["mistakes"].max()), 1)
+    base = alt.Chart(frame).encode(
+        x=alt.X("predicted:O", title="read as", axis=alt.Axis(orient="top", labelAngle=0)),
+        y=alt.Y("true:O", title="true digit"),
+    )
+    cells = (
+        base.mark_rect()
+        .encode(
+            color=alt.when(alt.datum.correct)
+            .then(alt.value(CORRECT_COLOUR))
+            .otherwise(
+                alt.Color(
+                    "mistakes:Q",
+                    # Lab, not Vega's default HCL, which tints a white end salmon.
+                    scale=alt.Scale(
+                        domain=[0, worst], range=[EMPTY_COLOUR, MOST_COLOUR], interpolate="lab"
+                    ),
+                    legend=None,
+                )
+            ),
+            stroke=alt.when(alt.datum.picked).then(alt.value("black")).otherwise(alt.value(None)),
+            strokeWidth=alt.when(alt.datum.picked).then(alt.value(3)).otherwise(alt.value(0)),
+            tooltip=["true:O", alt.Tooltip("predicted:O", title="read as"), "count:Q"],
+        )
+        .add_params(click)
+    )
+    labels = (
+        base.transform_filter(alt.datum.count > 0)
+        .mark_text(fontSize=10)
+        .encode(
+            text="count:Q",
+            color=alt.when(alt.datum.mistakes > worst / 2)
+            .then(alt.value("white"))
+            .otherwise(alt.value("black")),
+        )
+    )
+    return (cells + labels).properties(width=alt.Step(CELL), height=alt.Step(CELL))
+
+
+def pick_from_chart() -> None:
+    """Copy a clicked confusion-matrix cell into the two digit pickers."""
+    points = st.session_state[CHART_KEY]["selection"][CELL_PARAM]
+    if points:
+        st.session_state[TRUE_KEY] = int(points[0]["true"])
+        st.session_state[PREDICTED_KEY] = int(points[0]["predicted"])
+
+
+def any_digit(value: int | None) -> str:
+    """A picker's digit as text, "any" for no filter."""
+    return "any" if value is None else str(value)
+
+
+def digit_tile(image: np.ndarray, scale: int, wrong: bool) -> np.ndarray:
+    """A test digit as an RGB tile, framed in red when the network got it wrong."""
+    tile = insights.upscale(insights.grey_rgb(image), scale)
+    return insights.framed(tile, FRAME, WRONG_RGB) if wrong else tile
+
+
+st.title("Evaluation")
+classifier = classifier_or_stop()
+try:
+    images, labels = mnist_test_set()
+except DatasetError as exc:
+    st.error(str(exc))
+    st.stop()
+path = model_path()
+result = results_on_test_set(str(path), *insights.file_version(path), classifier)
+
+st.write(f"The model read all {len(labels):,} MNIST test digits, which it never saw in training.")
+with st.container(horizontal=True):
+    st.metric("Accuracy", f"{result.accuracy:.2%}")
+    st.metric("Mistakes", f"{result.mistakes:,} of {len(labels):,}")
+
+st.subheader("Sample predictions")
+if st.button("Other digits", icon=":material/casino:"):
+    st.session_state[SAMPLE_SEED_KEY] = st.session_state.get(SAMPLE_SEED_KEY, 0) + 1
+rng = np.random.default_rng(st.session_state.get(SAMPLE_SEED_KEY, 0))
+sample = rng.choice(len(labels), SAMPLES_SHOWN, replace=False)
+with st.container(horizontal=True, gap="small"):
+    for i in sample:
+        guess, truth = int(result.predicted[i]), int(labels[i])
+        wrong = guess != truth
+        st.image(
+            digit_tile(images[i], SAMPLE_SCALE, wrong),
+            caption=f"✗ {guess}, is {truth}" if wrong else f"{guess}",
+        )
+n_right = int(np.sum(result.predicted[sample] == labels[sample]))
+st.caption(
+    f"{SAMPLES_SHOWN} random test digits, each with the network's answer: {n_right} read right. "
+    "Wrong answers are framed in red."
+)
+
+st.subheader("Which digits get mixed up")
+st.write(
+    "Rows are the true digits, columns what the network read. The diagonal counts the digits "
+    "read right; every other cell is a kind of mistake, redder when more common. Click a cell, "
+    "or pick the two digits below, to see those mistakes."
+)
+if TRUE_KEY not in st.session_state:
+    st.session_state[TRUE_KEY], st.session_state[PREDICTED_KEY] = insights.worst_confusion(
+        result.confusion
+    )
+picked = (st.session_state[TRUE_KEY], st.session_state[PREDICTED_KEY])
+st.altair_chart(
+    confusion_chart(result.confusion, picked),
+    key=CHART_KEY,
+    on_select=pick_from_chart,
+    selection_mode=CELL_PARAM,
+    width="content",
+)
+options = [None, *range(N_CLASSES)]
+with st.container(horizontal=True):
+    true = st.selectbox("True digit", options, key=TRUE_KEY, format_func=any_digit)
+    predicted = st.selectbox("Read as", options, key=PREDICTED_KEY, format_func=any_digit)
+
+wrong = insights.misclassified(result, true, predicted)
+if true is not None and true == predicted:
+    st.info(
+        f"{result.confusion[true, true]:,} test digits {true} were read right; pick two "
+        "different digits to see mistakes."
+    )
+elif not len(wrong):
+    st.info("No test digit was mixed up that way.")
+else:
+    st.markdown(
+        f"**{len(wrong)} mistakes** (true {any_digit(true)}, read as {any_digit(predicted)})"
+        + (f", the {MISTAKES_SHOWN} most confident shown" if len(wrong) > MISTAKES_SHOWN else "")
+        + f". Under each: the network's {TOP_K} likeliest answers."
+    )
+    side = images.shape[-1] * MISTAKE_SCALE
+    with st.container(horizontal=True, gap="small"):
+        for i in wrong[:MISTAKES_SHOWN]:
+            with st.container(width=side, gap="xxsmall"):
+                st.image(digit_tile(images[i], MISTAKE_SCALE, wrong=False))
+                top = insights.top_k_text(result.proba[i], TOP_K, sep="  \n")
+                st.caption(f"**#{i}** is {labels[i]}  \n{top}")
+
+st.subheader("Per digit")
+st.write(
+    "**Precision**: of the digits read as this one, how many really were. "
+    "**Recall**: of the real ones, how many were read right."
+)
+# A static table: ten rows need no scrolling, sorting or search, and it prints on a phone.
+report = insights.class_report(result.confusion).set_index("digit")
+st.table(
+    report.style.format(
+        {"images": "{:,}", "read right": "{:,}", "precision": "{:.1%}", "recall": "{:.1%}"}
+    )
+)

@@ -1,0 +1,110 @@
+"""Your samples: the digits you taught the app, to look through, delete and export."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app_logic import enlarge
+from mnist import N_CLASSES
+from user_store import StoreError, UserStore
+
+# Each 28x28 input is shown three times larger, pixels kept square: 84 px, a row of 7 on a phone.
+TILE_SCALE = 3
+# The newest samples shown at once; a gallery of thousands would slow every rerun.
+SHOWN = 120
+PICK = "sample-pick-"
+FLASH = "samples_flash"
+
+
+def picked(samples) -> list[int]:
+    """Ids of the samples whose tick box is on."""
+    return [s.id for s in samples if st.session_state.get(f"{PICK}{s.id}")]
+
+
+def delete(store: UserStore, ids: list[int]) -> None:
+    try:
+        removed = store.delete(ids)
+    except StoreError as exc:
+        st.session_state[FLASH] = ("error", str(exc))
+        return
+    for i in ids:
+        st.session_state.pop(f"{PICK}{i}", None)
+    st.session_state[FLASH] = ("success", f"Deleted {removed} sample{'s' * (removed != 1)}.")
+
+
+def tile(sample) -> None:
+    """One sample: its 28x28 input, what it is, what the network read, and a tick box."""
+    with st.container(border=True, width="content", gap="small"):
+        st.image(enlarge(sample.image, TILE_SCALE), width=28 * TILE_SCALE)
+        read = "" if sample.prediction is None else f" · read {sample.prediction}"
+        wrong = sample.prediction is not None and sample.prediction != sample.label
+        text = f"**{sample.label}**{read}"
+        st.markdown(f":red[{text}]" if wrong else text, help=f"#{sample.id}, {sample.created}")
+        st.checkbox("Pick", key=f"{PICK}{sample.id}")
+
+
+def main() -> None:
+    st.title("Your samples")
+    st.write(
+        "Each time you answer **Right** or **Wrong, it was…** under a prediction, your drawing "
+        "is kept here with its true digit. Fine-tune the network on them on the Train page."
+    )
+    flash = st.session_state.pop(FLASH, None)
+    if flash is not None:
+        getattr(st, flash[0])(flash[1])
+    store = UserStore()
+    try:
+        samples = store.samples()
+    except StoreError as exc:
+        st.error(str(exc))
+        return
+    if not samples:
+        st.info(
+            "No samples yet: draw a digit on the main page and answer Right or Wrong under its "
+            "prediction."
+        )
+        return
+
+    wrong = sum(s.prediction is not None and s.prediction != s.label for s in samples)
+    with st.container(horizontal=True):
+        st.metric("Samples", len(samples))
+        st.metric("Read wrong", wrong)
+    counts = [sum(s.label == d for s in samples) for d in range(N_CLASSES)]
+    st.caption("Per digit: " + ", ".join(f"{d}: {n}" for d, n in enumerate(counts) if n))
+
+    view = st.segmented_control(
+        "Show", ["All", "Read wrong"], default="All", key="samples-view", width="content"
+    )
+    shown = [s for s in samples if view != "Read wrong" or s.prediction != s.label]
+    shown = shown[::-1][:SHOWN]  # newest first
+    if len(shown) == SHOWN:
+        st.caption(f"The newest {SHOWN} are shown; the export has them all.")
+
+    ids = picked(samples)
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.button(
+            f"Delete {len(ids)} picked" if ids else "Delete picked",
+            icon=":material/delete:",
+            disabled=not ids,
+            on_click=delete,
+            args=(store, ids),
+        )
+        try:
+            archive = store.export_zip()
+        except StoreError as exc:
+            st.error(str(exc))
+        else:
+            st.download_button(
+                "Export all (zip of PNGs + CSV)",
+                archive,
+                file_name="digit-samples.zip",
+                mime="application/zip",
+                icon=":material/download:",
+                on_click="ignore",
+            )
+    with st.container(horizontal=True, gap="small"):
+        for sample in shown:
+            tile(sample)
+
+
+main()

@@ -1,0 +1,174 @@
+"""The "Look inside" pages in headless Chromium: each opens from the sidebar after a drawing.
+
+Reuses the server and drawing helpers of tests/test_browser.py. Each page is screenshotted
+whole, on a desktop and on a phone-size screen, to artifacts/screenshots/pages_<name>.png
+and pages_<name>_phone.png, and its time from the sidebar click to its first content is
+printed (run pytest with -s to see it), the first time and the second.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+from test_browser import (
+    DESKTOP,
+    PHONE,
+    POLL_MS,
+    SCREENSHOTS,
+    UPDATE_TIMEOUT_MS,
+    draw_digit,
+    launch_chromium,
+    open_app,
+    prediction,
+    streamlit_server,
+    wait_for_images,
+)
+
+from model_loader import MODEL_PATH
+
+pytestmark = pytest.mark.browser
+
+# (file name, sidebar title, a heading that shows the page has its content) for each page.
+PAGES = [
+    ("inside", "Inside the network", "From scores to probabilities"),
+    ("weights", "Weights", "One unit up close"),
+    ("model_evaluation", "Evaluation", "Which digits get mixed up"),
+    ("dataset", "Dataset", "Pixel intensities"),
+    ("history", "Training history", "Accuracy"),
+]
+# A 7 drawn large in the middle of the pad: (digit, left, top, height) in canvas pixels.
+DRAWING = (7, 60, 40, 200)
+# Streamlit scrolls inside its own container, so a screenshot of a whole page needs a viewport
+# as tall as the page; this caps it.
+MAX_HEIGHT = 6000
+# The right edge of the rightmost visible element of the page's content.
+RIGHTMOST_JS = """() => Math.max(...[...document.querySelectorAll(
+    '[data-testid="stMainBlockContainer"] *')].map(e => e.getBoundingClientRect().right))"""
+
+
+def open_page(page, title: str, marker: str) -> float:
+    """Click `title` in the sidebar and wait for its content; returns the seconds it took."""
+    start = time.perf_counter()
+    page.get_by_test_id("stSidebarNavLink").filter(has_text=title).click()
+    heading = page.get_by_role("heading", name=marker)
+    expect(heading.first).to_be_visible(timeout=UPDATE_TIMEOUT_MS)
+    return time.perf_counter() - start
+
+
+def settle(page) -> None:
+    """Wait until the script has finished, images have loaded and every chart is drawn."""
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=UPDATE_TIMEOUT_MS)
+    wait_for_images(page)
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
+            .every(c => c.querySelector('canvas, svg'))""",
+        timeout=UPDATE_TIMEOUT_MS,
+    )
+
+
+def screenshot_whole(page, path, width: int) -> None:
+    """A screenshot of the whole page, by making the viewport as tall as its content."""
+    height = page.evaluate(
+        """() => document.querySelector('[data-testid="stMainBlockContainer"]').scrollHeight"""
+    )
+    page.set_viewport_size({"width": width, "height": min(height + 100, MAX_HEIGHT)})
+    settle(page)
+    page.screenshot(path=path)
+
+
+def open_app_and_draw(browser, url: str, viewport: dict, scale: float = 1):
+    """A fresh page on the app with a 7 drawn on the pad and read by the network."""
+    page = open_app(browser, url, viewport, scale)
+    draw_digit(page, *DRAWING)
+    expect(prediction(page)).to_have_text(str(DRAWING[0]), timeout=UPDATE_TIMEOUT_MS)
+    return page
+
+
+def picked(page, label: str) -> str:
+    """The value shown by the selectbox labelled `label`."""
+    box = page.get_by_test_id("stSelectbox").filter(has_text=label)
+    return box.locator("input").input_value() or box.inner_text().split("\n")[-1]
+
+
+def click_a_confusion_cell(page) -> None:
+    """Click the middle of the confusion matrix and check the pickers follow to that cell."""
+    open_page(page, "Evaluation", "Which digits get mixed up")
+    settle(page)
+    chart = page.get_by_test_id("stVegaLiteChart")  # the page's only chart
+    chart.scroll_into_view_if_needed()
+    before = picked(page, "True digit"), picked(page, "Read as")
+    box = chart.locator("canvas, svg").first.bounding_box()
+    # The plot fills the chart's lower right, below the column labels and right of the rows'.
+    page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.6)
+    deadline = time.monotonic() + UPDATE_TIMEOUT_MS / 1000
+    while (picked(page, "True digit"), picked(page, "Read as")) == before:
+        assert time.monotonic() < deadline, f"the pickers stayed at {before} after the click"
+        page.wait_for_timeout(POLL_MS)
+    after = picked(page, "True digit"), picked(page, "Read as")
+    assert after != before
+    assert all(value.strip().isdigit() for value in after), after
+    print(f"clicked the confusion-matrix cell true {after[0]}, read as {after[1]}")
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    log = SCREENSHOTS.parent / "streamlit_test_browser_pages.log"
+    with streamlit_server("app.py", log, env={"DIGITS_MODEL": str(MODEL_PATH)}) as (url, _):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+def test_each_page_opens_from_the_sidebar_after_a_drawing_and_renders(browser, app_url):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = open_app_and_draw(browser, app_url, DESKTOP)
+    timings = {}
+    for name, title, marker in PAGES:
+        first = open_page(page, title, marker)
+        settle(page)
+        assert not page.get_by_test_id("stException").count(), f"{name} raised"
+        if name == "inside":
+            expect(page.get_by_text("Draw a digit on the main page first")).to_have_count(0)
+        screenshot_whole(page, SCREENSHOTS / f"pages_{name}.png", DESKTOP["width"])
+        page.set_viewport_size(DESKTOP)
+        timings[name] = first
+    for name, title, marker in PAGES:
+        second = open_page(page, title, marker)
+        timings[name] = (timings[name], second)
+        settle(page)
+    for name, (first, second) in timings.items():
+        print(f"{name}: first {first:.2f} s, second {second:.2f} s")
+    click_a_confusion_cell(page)
+    page.close()
+
+
+def test_pages_fit_a_phone_screen_without_horizontal_scrolling(browser, app_url):
+    page = open_app_and_draw(browser, app_url, PHONE, scale=2)
+    for name, title, marker in PAGES:
+        # On a phone the sidebar is an overlay: open it to navigate, then close it again.
+        page.get_by_test_id("stExpandSidebarButton").click()
+        open_page(page, title, marker)
+        page.get_by_test_id("stSidebarCollapseButton").click()
+        sidebar = page.get_by_test_id("stSidebar")
+        page.wait_for_function(
+            "sidebar => sidebar.getBoundingClientRect().right <= 0",
+            arg=sidebar.element_handle(),
+            timeout=UPDATE_TIMEOUT_MS,
+        )
+        settle(page)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"{name} scrolls sideways: {width} px"
+        # Streamlit's own container could scroll or clip instead: nothing may stick out of it.
+        right = page.evaluate(RIGHTMOST_JS)
+        assert right <= PHONE["width"], f"{name} has content {right:.0f} px from the left"
+        screenshot_whole(page, SCREENSHOTS / f"pages_{name}_phone.png", PHONE["width"])
+        page.set_viewport_size(PHONE)
+    page.close()

@@ -1,0 +1,474 @@
+"""Training in a background thread, one run at a time, and the model files the runs leave behind.
+
+The app keeps one TrainingRunner per server (st.cache_resource), so however many sessions are
+open, only one run (a training, a search or a fine-tuning) uses the CPU at a time; a second
+start is refused. The run happens on the runner's thread; the page polls `snapshot()`, a frozen
+copy of the run's state, and `stop()` asks the run to end after its current step.
+
+A run's model goes to runs/<timestamp>.pkl with its history beside it. It replaces the app's
+model only through `use_model`, which first copies the model it replaces to
+runs/previous-<timestamp>.pkl, so that `restore_previous` can put it back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import tuning
+from evaluation import accuracy, predict_proba_batched
+from finetune import FinetuneConfig, FinetuneError, finetune
+from mnist import DatasetError, Mnist, load_mnist
+from model_loader import ModelFileError, atomic_write_bytes, load_params
+from train import history_path, save_model
+from trainer import EpochRecord, TrainConfig, fit, split_train_val
+
+RUNS_ENV = "DIGITS_RUNS_DIR"
+RUNS_DIR = Path(__file__).resolve().parent / "runs"
+PREVIOUS = "previous-"
+# The live training curve gets a point this many times per epoch (a moving average of the
+# batches since the last one), so a long run's chart stays a few thousand points.
+POINTS_PER_EPOCH = 10
+# Weight of the newest batch in the moving averages of loss and accuracy.
+SMOOTHING = 0.05
+
+ACTIVE = ("running", "stopping")
+
+
+class RunnerError(Exception):
+    """What the user asked of the runner cannot be done now; the message says why."""
+
+
+def runs_dir() -> Path:
+    """Where runs are saved: $DIGITS_RUNS_DIR if set, else runs/ beside this file."""
+    return Path(os.environ.get(RUNS_ENV) or RUNS_DIR)
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One point of the live curves: x in epochs (fractional), a series name, loss, accuracy."""
+
+    epoch: float
+    series: str
+    loss: float | None
+    accuracy: float | None
+
+
+@dataclass(frozen=True)
+class RunState:
+    """A frozen copy of the runner's state, safe to read while the run goes on.
+
+    status is "idle" before the first run, then "running", "stopping", and at the end
+    "finished", "stopped" or "failed" (with the reason in `message`).
+    """
+
+    run_id: int = 0
+    kind: str = ""
+    status: str = "idle"
+    message: str = ""
+    progress: float = 0.0
+    epochs: int = 0
+    points: tuple[CurvePoint, ...] = ()
+    trials: tuple[tuning.Trial, ...] = ()
+    summary: tuple[str, ...] = ()
+    model_file: Path | None = None
+    started: float = 0.0
+    elapsed: float = 0.0
+    config: dict = field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        """Whether a run is under way (running or stopping)."""
+        return self.status in ACTIVE
+
+    def curve_rows(self) -> list[dict]:
+        """The curves in long form, for a chart: one row per point and metric."""
+        return [
+            {"epoch": p.epoch, "series": p.series, "metric": metric, "value": value}
+            for p in self.points
+            for metric, value in (("loss", p.loss), ("accuracy", p.accuracy))
+            if value is not None
+        ]
+
+
+@dataclass
+class Outcome:
+    """What a job hands back: the model's exported params (or None), history and summary."""
+
+    params: dict | None = None
+    history: list[EpochRecord] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)
+
+
+class Run:
+    """A job's line to the runner: progress callbacks for fit() and the stop request."""
+
+    def __init__(self, runner: TrainingRunner, stop: threading.Event):
+        self._runner = runner
+        self._stop = stop
+        self._epochs = 1
+        self._images_per_epoch = 1
+        self._epoch_base = 0.0
+        self._seen = 0
+        self._since_point = 0
+        self._loss: float | None = None
+        self._accuracy: float | None = None
+
+    def should_stop(self) -> bool:
+        """Whether the user asked the run to stop."""
+        return self._stop.is_set()
+
+    def say(self, message: str, progress: float | None = None) -> None:
+        """Tell the page what is happening now."""
+        self._runner._update(message=message, progress=progress)
+
+    def expect(self, epochs: int, images_per_epoch: int, offset: float = 0.0) -> None:
+        """Announce a fit() of `epochs` over `images_per_epoch`, its curve starting at `offset`."""
+        self._epochs, self._images_per_epoch = epochs, max(images_per_epoch, 1)
+        self._epoch_base, self._seen, self._since_point = offset, 0, 0
+        self._runner._update(epochs=epochs)
+
+    def on_batch(self, n: int, loss: float, accuracy: float) -> None:
+        """fit()'s per-step callback: moving averages, progress and every so often a point."""
+        for name, value in (("_loss", loss), ("_accuracy", accuracy)):
+            old = getattr(self, name)
+            setattr(self, name, value if old is None else (1 - SMOOTHING) * old + SMOOTHING * value)
+        self._seen += n
+        self._since_point += n
+        fraction = self._seen / (self._epochs * self._images_per_epoch)
+        point = None
+        if self._since_point >= self._images_per_epoch / POINTS_PER_EPOCH:
+            self._since_point = 0
+            x = self._epoch_base + self._seen / self._images_per_epoch
+            point = CurvePoint(x, "training (moving average)", self._loss, self._accuracy)
+        epoch = min(int(self._seen // self._images_per_epoch) + 1, self._epochs)
+        self._runner._update(
+            message=f"Epoch {epoch} of {self._epochs}", progress=min(fraction, 1.0), point=point
+        )
+
+    def on_epoch(self, record: EpochRecord) -> None:
+        """fit()'s per-epoch callback: the validation point."""
+        self._seen = record.epoch * self._images_per_epoch  # exact, whatever the batch sizes
+        if record.val_accuracy is not None:
+            x = self._epoch_base + record.epoch
+            point = CurvePoint(x, "validation", record.val_loss, record.val_accuracy)
+            self._runner._update(point=point)
+
+    def on_trial(self, trial: tuning.Trial, done: int, total: int) -> None:
+        """tuning.search()'s callback: one more row for the table."""
+        self._runner._update(
+            message=f"Trial {done} of {total} done", progress=done / total, trial=trial
+        )
+
+
+Job = Callable[[Run, Mnist], Outcome]
+
+
+class TrainingRunner:
+    """Runs one job at a time on a background thread and manages the runs folder.
+
+    `load_data` reads MNIST (once, on the first run); tests pass a smaller set.
+    """
+
+    def __init__(self, folder: Path | str, load_data: Callable[[], Mnist] = load_mnist):
+        self.folder = Path(folder)
+        self._load_data = load_data
+        self._data: Mnist | None = None
+        self._lock = threading.Lock()  # guards the state below
+        self._files_lock = threading.Lock()  # one model swap at a time
+        self._state = RunState()
+        self._points: list[CurvePoint] = []
+        self._trials: list[tuning.Trial] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def start(self, kind: str, job: Job, config: dict | None = None) -> int:
+        """Start `job` on a new thread; its run id. Raises RunnerError if a run is under way."""
+        with self._lock:
+            if self._state.active:
+                raise RunnerError(
+                    f"A {self._state.kind} run is already under way (one at a time for the "
+                    "whole server); wait for it to finish or stop it first."
+                )
+            self._stop = threading.Event()
+            self._points, self._trials = [], []
+            self._state = RunState(
+                run_id=self._state.run_id + 1,
+                kind=kind,
+                status="running",
+                message="Starting…",
+                started=time.time(),
+                config=dict(config or {}),
+            )
+            run = Run(self, self._stop)
+            self._thread = threading.Thread(
+                target=self._work, args=(job, run), name=f"{kind}-run", daemon=True
+            )
+            self._thread.start()
+            return self._state.run_id
+
+    def stop(self) -> None:
+        """Ask the run under way to stop after its current step (no-op when none is)."""
+        with self._lock:
+            if self._state.status == "running":
+                self._stop.set()
+                self._state = dataclasses.replace(self._state, status="stopping")
+
+    def snapshot(self) -> RunState:
+        """The current state, frozen: the points and trials so far, the progress, the result."""
+        with self._lock:
+            elapsed = time.time() - self._state.started if self._state.active else None
+            return dataclasses.replace(
+                self._state,
+                points=tuple(self._points),
+                trials=tuple(self._trials),
+                elapsed=self._state.elapsed if elapsed is None else elapsed,
+            )
+
+    def wait(self, timeout: float | None = None) -> RunState:
+        """Block until the run under way ends (or `timeout` s pass); the state then."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return self.snapshot()
+
+    def _update(
+        self,
+        message: str | None = None,
+        progress: float | None = None,
+        epochs: int | None = None,
+        point: CurvePoint | None = None,
+        trial: tuning.Trial | None = None,
+    ) -> None:
+        with self._lock:
+            changes = {}
+            if message is not None:
+                changes["message"] = message
+            if progress is not None:
+                changes["progress"] = progress
+            if epochs is not None:
+                changes["epochs"] = epochs
+            if changes:
+                self._state = dataclasses.replace(self._state, **changes)
+            if point is not None:
+                self._points.append(point)
+            if trial is not None:
+                self._trials.append(trial)
+
+    def _work(self, job: Job, run: Run) -> None:
+        """The thread's body: run the job, save its model, record how it ended."""
+        model_file, summary = None, []
+        try:
+            run.say("Loading MNIST…")
+            outcome = job(run, self._mnist())
+            summary = outcome.summary
+            if outcome.params is not None and outcome.history:
+                run.say("Saving the model…")
+                model_file = self._save(outcome)
+            status, message = ("stopped", "Stopped.") if run.should_stop() else ("finished", "")
+        except (FloatingPointError, FinetuneError, DatasetError, ModelFileError) as exc:
+            status, message = "failed", str(exc)  # something the user can change
+        except Exception as exc:  # a bug: keep its traceback in the server's log
+            traceback.print_exc()
+            status, message = "failed", f"The run failed unexpectedly: {exc!r}"
+        with self._lock:
+            self._state = dataclasses.replace(
+                self._state,
+                status=status,
+                message=message,
+                progress=1.0 if status == "finished" else self._state.progress,
+                summary=tuple(summary),
+                model_file=model_file,
+                elapsed=time.time() - self._state.started,
+            )
+
+    def _mnist(self) -> Mnist:
+        if self._data is None:
+            self._data = self._load_data()
+        return self._data
+
+    def _save(self, outcome: Outcome) -> Path:
+        path = fresh_path(self.folder, "")
+        save_model(outcome.params, outcome.history, self._state.config, path, **outcome.metadata)
+        return path
+
+    # -- the app's model -----------------------------------------------------------------
+
+    def use_model(self, run_file: Path, model_path: Path) -> Path | None:
+        """Make `run_file` the app's model; the replaced model is first kept in the runs folder.
+
+        Returns the backup's path (None when there was no model yet, or it was the same file).
+        """
+        with self._files_lock:
+            data = Path(run_file).read_bytes()
+            load_params(run_file)  # never install a file the app cannot read
+            if model_path.exists() and model_path.read_bytes() == data:
+                return None
+            backup = self._back_up(model_path)
+            _install(run_file, data, model_path)
+            return backup
+
+    def previous_models(self) -> list[Path]:
+        """Backups of replaced models, newest first."""
+        return sorted(self.folder.glob(f"{PREVIOUS}*.pkl"), reverse=True)
+
+    def restore_previous(self, model_path: Path) -> Path:
+        """Swap the app's model with the newest backup; pressing it again swaps them back.
+
+        Returns the backup that was restored (it is removed; the replaced model becomes the
+        newest backup). Raises RunnerError when there is no backup.
+        """
+        with self._files_lock:
+            backups = self.previous_models()
+            if not backups:
+                raise RunnerError("There is no previous model to restore.")
+            newest = backups[0]
+            data = newest.read_bytes()
+            load_params(newest)
+            self._back_up(model_path)
+            _install(newest, data, model_path)
+            newest.unlink()
+            history_path(newest).unlink(missing_ok=True)
+            return newest
+
+    def _back_up(self, model_path: Path) -> Path | None:
+        if not model_path.exists():
+            return None
+        backup = fresh_path(self.folder, PREVIOUS)
+        old_history = history_path(model_path)
+        if old_history.exists():
+            atomic_write_bytes(history_path(backup), old_history.read_bytes())
+        atomic_write_bytes(backup, model_path.read_bytes())
+        return backup
+
+
+def _install(source: Path, data: bytes, model_path: Path) -> None:
+    """Atomically replace the model file with `data`, and its history with the source's."""
+    atomic_write_bytes(model_path, data)
+    history = history_path(source)
+    if history.exists():
+        atomic_write_bytes(history_path(model_path), history.read_bytes())
+    else:
+        history_path(model_path).unlink(missing_ok=True)
+
+
+def fresh_path(folder: Path, prefix: str) -> Path:
+    """A new file name in `folder`: prefix + local date and time, sortable, never reused."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    path = folder / f"{prefix}{stamp}.pkl"
+    while path.exists():
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        path = folder / f"{prefix}{stamp}.pkl"
+    return path
+
+
+def saved_runs(folder: Path) -> list[Path]:
+    """The models runs saved in `folder`, newest first (backups of replaced models left out)."""
+    runs = [p for p in folder.glob("*.pkl") if not p.name.startswith(PREVIOUS)]
+    return sorted(runs, reverse=True)
+
+
+# -- jobs: what a run does, given its Run and MNIST -----------------------------------------
+
+
+def mnist_test_accuracy(predict_proba, mnist: Mnist) -> float:
+    """Accuracy on MNIST's 10,000 test images."""
+    proba = predict_proba_batched(predict_proba, mnist.test_images)
+    return accuracy(proba, mnist.test_labels)
+
+
+def training_job(config: TrainConfig) -> Job:
+    """Train a new network with `config`; its test accuracy goes into the summary."""
+
+    def job(run: Run, mnist: Mnist) -> Outcome:
+        (train_x, train_y), (val_x, val_y) = split_train_val(
+            mnist.train_images, mnist.train_labels, config.val_size, config.limit
+        )
+        run.expect(config.epochs, len(train_x))
+        started = time.perf_counter()
+        network, history = fit(
+            config, train_x, train_y, val_x, val_y, run.on_batch, run.on_epoch, run.should_stop
+        )
+        seconds = time.perf_counter() - started
+        run.say("Scoring on the test set…")
+        score = mnist_test_accuracy(network.predict_proba, mnist)
+        done = f"{len(history)} of {config.epochs} epochs" if run.should_stop() else "trained"
+        return Outcome(
+            params=network.export(),
+            history=history,
+            summary=[f"Test accuracy {score:.2%} ({done} on {len(train_x):,} images)."],
+            metadata={
+                "test_accuracy": score,
+                "seed": config.seed,
+                "train_seconds": round(seconds, 1),
+            },
+        )
+
+    return job
+
+
+def tuning_job(base: TrainConfig, budget: int) -> Job:
+    """Search lr, weight decay and epochs on the validation split; no model is saved."""
+
+    def job(run: Run, mnist: Mnist) -> Outcome:
+        (train_x, train_y), (val_x, val_y) = split_train_val(
+            mnist.train_images, mnist.train_labels, base.val_size, base.limit
+        )
+        run.say(f"Trial 1 of {budget}…", progress=0.0)
+        trials = tuning.search(
+            base, train_x, train_y, val_x, val_y, budget, run.on_trial, run.should_stop
+        )
+        top = tuning.best(trials)
+        if top is None:
+            return Outcome(summary=["No trial finished with a score."])
+        return Outcome(
+            summary=[
+                f"Best: learning rate {top.lr:g}, weight decay {top.weight_decay:g}, "
+                f"{top.epochs} epochs: {top.val_accuracy:.2%} on {len(val_x):,} validation "
+                f"images (trained on {len(train_x):,})."
+            ]
+        )
+
+    return job
+
+
+def finetune_job(
+    params: dict, images: np.ndarray, labels: np.ndarray, config: FinetuneConfig
+) -> Job:
+    """Fine-tune `params` on user samples, images (n, 28, 28) in [0, 1], with MNIST replay."""
+
+    def job(run: Run, mnist: Mnist) -> Outcome:
+        # The user's samples stand in for MNIST images rather than add to them (finetune.mix).
+        replay = len(mnist.train_images) - TrainConfig().val_size
+        run.expect(config.epochs, replay if config.replay is None else min(config.replay, replay))
+        started = time.perf_counter()
+        network, history, report = finetune(
+            params, images, labels, mnist, config, run.on_batch, run.on_epoch, run.should_stop
+        )
+        lines = report.lines()
+        return Outcome(
+            params=network.export(),
+            history=history,
+            summary=[line[0].upper() + line[1:] + "." for line in lines],
+            metadata={
+                "test_accuracy": report.mnist_after,
+                "seed": config.seed,
+                "train_seconds": round(time.perf_counter() - started, 1),
+                "finetune_report": dataclasses.asdict(report),
+            },
+        )
+
+    return job
