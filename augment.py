@@ -39,8 +39,8 @@ class AugmentConfig:
     scale_range: tuple[float, float] = (0.9, 1.1)
     max_shear_deg: float = 12.0  # horizontal shear, i.e. slant
     max_shift_px: float = 2.5
-    thickness_prob: float = 0.5  # chance that a sample's strokes get thicker or thinner
-    max_thickness: float = 0.6  # largest blend towards the dilated or eroded image
+    thickness_prob: float = 0.7  # chance that a sample's strokes get thicker or thinner
+    max_thickness: float = 0.9  # largest blend towards the dilated or eroded image
 
 
 def random_affine_matrices(
