@@ -8,11 +8,18 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
 
 import preprocess
 from mnist import DATA_DIR, IMAGE_SIDE, N_PIXELS, find_file, read_idx
-from preprocess import FIT_SIDE, ImageError, load_image, naive_preprocess
+from preprocess import (
+    FIT_SIDE,
+    MNIST_STROKE_WIDTH,
+    STROKE_SIDE,
+    ImageError,
+    load_image,
+    naive_preprocess,
+)
 
 CANVAS = 280
 # Test-set digits 0-4 are a 7, 2, 1 (thin), 0 and 4.
@@ -229,6 +236,16 @@ def test_a_digit_whose_strokes_are_apart_is_cropped_whole(test_images):
     assert result.stages["cropped"].shape[0] >= 170
 
 
+def test_a_narrow_digits_far_flag_is_cropped_with_it():
+    # A 5 whose flag was drawn apart, further to the right than the body is wide.
+    image = Image.new("L", (CANVAS, CANVAS), 0)
+    draw = ImageDraw.Draw(image)
+    draw.line([(60, 70), (70, 180), (60, 250), (20, 255)], fill=255, width=8, joint="curve")
+    draw.line([(150, 60), (260, 30)], fill=255, width=8)
+    result = preprocess.preprocess(np.asarray(image))
+    assert result.stages["cropped"].shape[1] >= 230
+
+
 def test_a_digit_cut_by_the_edge_is_still_found(test_images):
     ink = drawn(test_images[0], size=200, top=40, left=40)
     first_column = np.flatnonzero(ink.any(axis=0))[0]
@@ -299,6 +316,12 @@ NOT_A_DIGIT = {
     "a few specks of alpha ink": rgba(0, specks(6, np.random.default_rng(1))),
     "pure noise": np.random.default_rng(0).integers(0, 256, (CANVAS, CANVAS), dtype=np.uint8),
     "gaussian noise on grey": to_uint8(0.5 + np.random.default_rng(0).normal(0, 0.1, (200, 200))),
+    "blank paper lit unevenly, with noise": paper_photo(
+        np.zeros((134, 169), np.float32), np.random.default_rng(3)
+    ),
+    "blank vignetted paper": vignetted_photo(
+        np.zeros((134, 169), np.float32), np.random.default_rng(4)
+    ),
     "a 1x1 image": np.ones((1, 1), np.uint8),
     "an empty array": np.zeros((0, 5), np.uint8),
 }
@@ -319,10 +342,82 @@ def test_strokes_too_faint_to_see_give_no_digit(test_images):
     assert "faint" in result.reason
 
 
+def test_a_thin_pen_photo_of_a_1_is_read_as_a_digit():
+    # A 1 is so little ink (under 1% of this photo) that the strokes must not be mistaken for
+    # noise in the vignetting the lighting correction leaves behind.
+    height, width = 134, 169
+    pen = Image.new("L", (width, height), 0)
+    ImageDraw.Draw(pen).line([(88, 40), (80, 100)], fill=255, width=3)
+    ink = np.asarray(pen.filter(ImageFilter.GaussianBlur(0.7)), np.float32) / 255
+    for seed in range(3):
+        result = preprocess.preprocess(vignetted_photo(ink, np.random.default_rng(seed)))
+        assert_mnist_like(result)
+
+
 def test_a_tiny_scribble_gives_no_digit(test_images):
     result = preprocess.preprocess(white_on_black(drawn(test_images[0], 16, 100, 100)))
     assert not result.has_digit
     assert "too small" in result.reason
+
+
+def pen_drawing(digit: str, pen: int, size: int = 200) -> np.ndarray:
+    """An 8, 0 or 7 drawn size px tall with a round pen `pen` px wide: (280, 280) uint8."""
+    image = Image.new("L", (CANVAS, CANVAS), 0)
+    draw = ImageDraw.Draw(image)
+    offset = (CANVAS - size) / 2
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return offset + x * size, offset + y * size
+
+    if digit == "8":
+        draw.ellipse([*at(0.25, 0.0), *at(0.75, 0.48)], outline=255, width=pen)
+        draw.ellipse([*at(0.2, 0.44), *at(0.8, 1.0)], outline=255, width=pen)
+    elif digit == "0":
+        draw.ellipse([*at(0.2, 0.0), *at(0.8, 1.0)], outline=255, width=pen)
+    else:
+        draw.line([at(0.2, 0.0), at(0.8, 0.0), at(0.4, 1.0)], fill=255, width=pen, joint="curve")
+    return np.asarray(image)
+
+
+# A pen as wide relative to a 200 px digit as MNIST's typical stroke.
+MNIST_PEN = round(MNIST_STROKE_WIDTH / STROKE_SIDE * 200)
+
+
+@pytest.mark.parametrize("digit", ["8", "0", "7"])
+@pytest.mark.parametrize("pen", [4, 40], ids=["thin pen", "thick pen"])
+def test_thin_and_thick_pens_come_out_with_mnist_like_strokes(digit, pen):
+    result = preprocess.preprocess(pen_drawing(digit, pen))
+    typical = preprocess.preprocess(pen_drawing(digit, MNIST_PEN))
+    assert_mnist_like(result)
+    evened = preprocess._stroke_width(result.stages["stroke width evened"])
+    assert evened == pytest.approx(MNIST_STROKE_WIDTH, rel=0.25)
+    # Unevened, the thin pen's ink is a fifth of the typical pen's and the thick one's twice it.
+    assert result.image.sum() == pytest.approx(typical.image.sum(), rel=0.3)
+
+
+def test_a_thick_digit_is_thinned_but_never_loses_a_thin_stroke():
+    def crossed_seven(bar: int) -> np.ndarray:
+        image = Image.new("L", (CANVAS, CANVAS), 0)
+        draw = ImageDraw.Draw(image)
+        draw.line([(50, 50), (230, 50), (130, 250)], fill=255, width=60, joint="curve")
+        if bar:
+            draw.line([(30, 160), (220, 160)], fill=255, width=bar)
+        return np.asarray(image)
+
+    plain = preprocess.preprocess(crossed_seven(0))
+    assert preprocess._stroke_width(plain.stages["stroke width evened"]) <= 1.3 * MNIST_STROKE_WIDTH
+    crossed = preprocess.preprocess(crossed_seven(6))
+    # The bar is the only long run of ink in the lower half.
+    assert (crossed.image[IMAGE_SIDE // 2 :] > 0.5).sum(axis=1).max() >= 10
+
+
+def test_faint_thin_strokes_come_out_at_full_intensity():
+    # MNIST's strokes all peak at full intensity, however faint or thin the pen was.
+    grey_ink = np.round(0.3 * pen_drawing("7", pen=4)).astype(np.uint8)
+    result = preprocess.preprocess(grey_ink)
+    assert_mnist_like(result)
+    assert result.image.max() == 1
+    assert np.percentile(result.image[result.image > 0], 90) >= 0.9
 
 
 def test_the_vector_is_the_flattened_image_for_the_network(test_images):
