@@ -320,7 +320,7 @@ def navigation() -> dict[str, list]:
             st.Page("pages/history.py", title="Training history", icon=":material/show_chart:"),
         ],
         "Teach": [
-            st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+            st.Page("pages/training.py", title="Train", icon=":material/model_training:"),
             st.Page("pages/samples.py", title="Your samples", icon=":material/collections:"),
         ],
     }
