@@ -217,7 +217,12 @@ class UserStore:
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
         """Check that the file is ours, creating the table in an empty one, and turn on WAL."""
-        if not self._is_ours(conn):
+        # _is_ours reads twice; in one transaction both reads see the same version of the file,
+        # not an empty file's id and then the table another writer has just created.
+        conn.execute("BEGIN")
+        ours = self._is_ours(conn)
+        conn.execute("COMMIT")
+        if not ours:
             # Two first writers may both find the file empty: the second waits here, then
             # sees the first one's table.
             conn.execute("BEGIN IMMEDIATE")
