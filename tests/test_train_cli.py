@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
+from bench.styled_digits import styled_samples
 from evaluation import accuracy, predict_proba_batched
 from model_loader import MODEL_PATH, load_classifier, load_params
 from train import history_path
+from user_store import UserStore, original_png
 
 QUICK = ["--epochs", "1", "--limit", "10000", "--no-augment", "--no-progress"]
 
@@ -87,3 +89,100 @@ def test_the_committed_model_reads_at_least_99_percent_of_the_mnist_test_set(mni
     clf = load_classifier(MODEL_PATH)
     proba = predict_proba_batched(clf.predict_proba, mnist.test_images)
     assert accuracy(proba, mnist.test_labels) >= 0.990
+
+
+# --- train.py --tune and --finetune ------------------------------------------------------------
+
+TINY_SEARCH = ["--tune", "--trials", "3", "--limit", "2000", "--hidden", "16", "--no-augment"]
+
+
+def stored_styled_samples(path, n: int) -> None:
+    """n digits of bench/styled_digits.py's hand in a samples database, as the app stores them."""
+    store = UserStore(path)
+    drawings, inputs, labels = styled_samples(n, seed=0)
+    for drawing, image, label in zip(drawings, inputs, labels, strict=True):
+        store.add(int(label), image, original_png(drawing))
+
+
+def test_tune_prints_each_trial_a_table_of_them_and_the_best_and_writes_no_model(tmp_path):
+    out = tmp_path / "never.pkl"
+    proc = run_train(*TINY_SEARCH, "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].endswith("on 2000 training images, scored on 200 validation images")
+    assert sum(line.startswith("trial ") and " -> val_acc " in line for line in lines) == 3
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["trial", "lr"])
+    assert lines[header].split() == [
+        "trial",
+        "lr",
+        "weight_decay",
+        "epochs",
+        "val_accuracy",
+        "seconds",
+    ]
+    rows = [line.split() for line in lines[header + 1 : header + 4]]
+    assert [row[0] for row in rows] == ["1", "2", "3"]
+    best = max(rows, key=lambda row: float(row[4]))
+    assert lines[header + 4].startswith(f"best: lr {best[1]}, weight decay {best[2]}")
+    assert lines[header + 5].startswith("train it with: python train.py")
+    assert not out.exists()
+
+
+def test_finetune_reports_before_and_after_and_writes_only_its_output(tmp_path):
+    db, out = tmp_path / "samples.sqlite", tmp_path / "tuned.pkl"
+    stored_styled_samples(db, 24)
+    app_model = MODEL_PATH.read_bytes()
+    proc = run_train(
+        "--finetune",
+        "--user-data",
+        str(db),
+        "--limit",
+        "5000",
+        "--no-progress",
+        "--output",
+        str(out),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"on 24 samples from {db}" in proc.stdout
+    assert "MNIST test accuracy: " in proc.stdout
+    assert "your 6 held-out samples: " in proc.stdout
+    params = load_params(out)
+    assert params["finetuned_from"] == str(MODEL_PATH)
+    assert params["config"]["samples"] == 24
+    assert params["config"]["finetune"]["replay"] == 5000
+    report = params["finetune_report"]
+    assert report["user_after"] >= report["user_before"]
+    assert report["mnist_before"] - report["mnist_after"] <= 0.003
+    assert history_path(out).exists()
+    assert MODEL_PATH.read_bytes() == app_model, "the app's model is not touched"
+
+
+def test_finetune_without_a_samples_database_is_one_clear_line_and_exit_status_66(tmp_path):
+    missing = tmp_path / "none.sqlite"
+    proc = run_train("--finetune", "--user-data", str(missing), "--output", str(tmp_path / "m"))
+    assert proc.returncode == 66
+    assert proc.stderr.count("\n") == 1
+    assert "teach the app some digits first" in proc.stderr
+    assert not missing.exists()
+
+
+def test_finetune_on_a_file_that_is_not_a_samples_database_leaves_it_alone(tmp_path):
+    notes = tmp_path / "notes.sqlite"
+    notes.write_text("shopping list\n" * 100)
+    proc = run_train("--finetune", "--user-data", str(notes), "--output", str(tmp_path / "m"))
+    assert proc.returncode == 66
+    assert proc.stderr.count("\n") == 1
+    assert "not a samples database" in proc.stderr
+    assert notes.read_text() == "shopping list\n" * 100
+
+
+def test_finetune_with_too_few_samples_says_how_many_to_teach_and_exits_65(tmp_path):
+    db = tmp_path / "samples.sqlite"
+    stored_styled_samples(db, 3)
+    proc = run_train(
+        "--finetune", "--user-data", str(db), "--no-progress", "--output", str(tmp_path / "m.pkl")
+    )
+    assert proc.returncode == 65
+    assert proc.stderr.count("\n") == 1
+    assert "at least 8" in proc.stderr
+    assert not (tmp_path / "m.pkl").exists()
