@@ -4,6 +4,11 @@ Every layer works on a batch: `forward(x)` caches what `backward` needs and `bac
 returns the gradient with respect to the layer's input, writing parameter gradients into
 `grads` (views into the network's flat gradient buffer, see network.py). Arrays keep the dtype
 they come in with: float32 for training, float64 inside gradient checks.
+
+In training mode the layers on the default path (Dense, ReLU, the fused softmax-cross-entropy)
+write into arrays they keep from one step to the next instead of allocating new ones: at
+~470 steps an epoch, fresh arrays cost page faults and cache misses that add up to a tenth of
+the step. So a training-mode output is only valid until that layer's next training step.
 """
 
 from __future__ import annotations
@@ -26,6 +31,14 @@ def xavier_init(
     return rng.uniform(-limit, limit, (fan_in, fan_out)).astype(dtype)
 
 
+def reused(cache: dict, name: str, shape: tuple[int, ...], dtype, fill=None) -> np.ndarray:
+    """An array kept in `cache` under `name`, made anew (set to `fill`) when its shape changes."""
+    a = cache.get(name)
+    if a is None or a.shape != shape or a.dtype != dtype:
+        a = cache[name] = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
+    return a
+
+
 # --- parametrised layers ---------------------------------------------------------------------
 
 
@@ -38,17 +51,30 @@ class Dense:
         # The first layer's input gradient is never used, and it costs a third of the backward pass.
         self.need_input_grad = need_input_grad
         self.x: np.ndarray | None = None
+        self.buffers: dict = {}
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
-        self.x = x if train else None
-        y = x @ self.params["W"]
-        y += self.params["b"]
+        W, b = self.params["W"], self.params["b"]
+        if not train:
+            self.x = None
+            y = x @ W
+        else:
+            self.x = x
+            y = reused(self.buffers, "y", (len(x), W.shape[1]), np.result_type(x, W))
+            np.matmul(x, W, out=y)
+        y += b
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        np.matmul(self.x.T, dy, out=self.grads["W"])
-        np.sum(dy, axis=0, out=self.grads["b"])
-        return dy @ self.params["W"].T if self.need_input_grad else None
+        W, x = self.params["W"], self.x
+        np.matmul(x.T, dy, out=self.grads["W"])
+        # The column sums as a product with a ones vector: one BLAS call, about 3x faster than
+        # np.sum(axis=0) on a (128, 128) batch.
+        np.matmul(reused(self.buffers, "ones", (len(dy),), dy.dtype, 1), dy, out=self.grads["b"])
+        if not self.need_input_grad:
+            return None
+        dx = reused(self.buffers, "dx", x.shape, np.result_type(dy, W))
+        return np.matmul(dy, W.T, out=dx)
 
 
 class BatchNorm:
@@ -203,23 +229,37 @@ class Softmax:
 class SoftmaxCrossEntropy:
     """Softmax fused with mean cross-entropy; logits (N, C), labels (N,) ints -> scalar loss."""
 
+    def __init__(self):
+        self.buffers: dict = {}
+
     def forward(self, logits: np.ndarray, labels: np.ndarray) -> float:
-        # Shifting by the row maximum keeps exp() from overflowing; the loss is unchanged.
-        z = logits - logits.max(axis=1, keepdims=True)
-        rows = np.arange(len(labels))
-        picked = z[rows, labels].sum()
+        n, c = logits.shape
+        # Worked on as (C, N): reducing a (128, 10) array over its short rows costs ~10 us a
+        # call in NumPy, over the columns of its transposed copy ~1 us.
+        z = reused(self.buffers, "z", (c, n), logits.dtype)
+        np.copyto(z, logits.T)
+        # Shifting by the column maximum keeps exp() from overflowing; the loss is unchanged.
+        z -= z.max(axis=0)
+        rows = self.buffers.get("rows")
+        if rows is None or len(rows) != n:
+            rows = self.buffers["rows"] = np.arange(n)
+        # Flat index of each sample's true class in z (labels may be uint8: widen first).
+        self.target = labels.astype(np.intp) * n + rows
+        picked = z.ravel()[self.target].sum()
         e = np.exp(z, out=z)
-        norm = e.sum(axis=1, keepdims=True)
+        norm = e.sum(axis=0)
         e /= norm
-        self.probs, self.rows, self.labels = e, rows, labels
-        return float((np.log(norm).sum() - picked) / len(labels))
+        self.probs_t = e
+        return float((np.log(norm).sum() - picked) / n)
 
     def backward(self) -> np.ndarray:
         # d(loss)/d(logits) = (softmax - onehot) / N: no division by a probability, so no overflow.
-        grad = self.probs.copy()
-        grad[self.rows, self.labels] -= 1.0
-        grad *= grad.dtype.type(1.0 / len(self.labels))
-        return grad
+        grad = reused(self.buffers, "grad", self.probs_t.shape, self.probs_t.dtype)
+        np.copyto(grad, self.probs_t)
+        grad.ravel()[self.target] -= 1.0
+        grad *= grad.dtype.type(1.0 / grad.shape[1])
+        # A transposed view, so the caller sees (N, C); matrix products take it as it is.
+        return grad.T
 
 
 class MSE:

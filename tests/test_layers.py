@@ -145,6 +145,27 @@ def test_softmax_cross_entropy_gradient_is_probabilities_minus_onehot(rng):
     np.testing.assert_allclose(loss.backward(), expected, atol=1e-7)
 
 
+def test_cross_entropy_accepts_uint8_labels_as_mnist_stores_them(rng):
+    logits = rng.standard_normal((200, 10)).astype(np.float32)
+    labels = rng.integers(0, 10, 200)
+    loss = SoftmaxCrossEntropy()
+    value = loss.forward(logits, labels.astype(np.uint8))
+    grad = loss.backward().copy()
+    assert value == pytest.approx(SoftmaxCrossEntropy().forward(logits, labels))
+    expected = (softmax(logits.copy()) - np.eye(10, dtype=np.float32)[labels]) / 200
+    np.testing.assert_allclose(grad, expected, atol=1e-7)
+
+
+def test_training_outputs_reuse_their_arrays_and_eval_outputs_are_fresh(rng):
+    dense = Dense(he_init(6, 3, rng), np.zeros(3, np.float32))
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    first = dense.forward(x, train=True)
+    assert dense.forward(x, train=True) is first
+    assert dense.forward(x[:2], train=True).shape == (2, 3)
+    np.testing.assert_allclose(dense.forward(x, train=False), x @ dense.params["W"])
+    assert dense.forward(x, train=False) is not dense.forward(x, train=False)
+
+
 def test_layers_keep_float32_inputs_in_float32(rng):
     x = rng.standard_normal((4, 6)).astype(np.float32)
     dense = Dense(he_init(6, 3, rng), np.zeros(3, np.float32))

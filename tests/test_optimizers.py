@@ -52,9 +52,10 @@ def test_weight_decay_shrinks_only_the_leading_weights(optimizer_class):
     np.testing.assert_array_equal(params[2:], 1)
 
 
-def test_nesterov_sgd_matches_pytorchs_update_rule():
+@pytest.mark.parametrize("nesterov", [True, False], ids=["nesterov", "classical"])
+def test_momentum_sgd_matches_pytorchs_update_rule(nesterov):
     p, g = np.array([1.0, 2.0], np.float32), np.zeros(2, np.float32)
-    opt = SGD(p, g, momentum=0.9, nesterov=True, weight_decay=0.01)
+    opt = SGD(p, g, momentum=0.9, nesterov=nesterov, weight_decay=0.01)
     v = np.zeros(2)
     ref = np.array([1.0, 2.0])
     for grad in ([0.5, -1.0], [0.2, 0.3], [-0.4, 0.1]):
@@ -62,7 +63,7 @@ def test_nesterov_sgd_matches_pytorchs_update_rule():
         opt.step(0.1)
         d = np.array(grad) + 0.01 * ref
         v = 0.9 * v + d
-        ref = ref - 0.1 * (d + 0.9 * v)
+        ref = ref - 0.1 * (d + 0.9 * v if nesterov else v)
     np.testing.assert_allclose(p, ref, rtol=1e-6)
 
 
