@@ -4,10 +4,15 @@ Prints, from one run on this machine: the SGEMM rate (large square and at the tr
 shapes), the floor it implies for one epoch (27.3 GFLOP over 60,000 images), the median epoch
 time of the project's trainer plain and augmented, PyTorch's median epoch time for the same
 784-128-64-10 network and recipe (skipped with a message when torch is not installed), the
-ratios between them. With --full it also times the default `python train.py` end to end and
-reports its peak memory (RSS).
+ratios between them. Every figure is a median over interleaved rounds, and every ratio is also
+given per round, so its spread shows how noisy the shared machine was.
 
-    python bench/bench_train.py [--epochs 3] [--rounds 3] [--threads 1] [--full]
+With --breakdown it also times, per step, what a batch-128 step cannot go below in NumPy: the
+products alone, run back to back as a step runs them, a minimal hand-written step (products,
+bias, ReLU, softmax cross-entropy; no optimizer) and that step plus the project's SGD. With
+--full it also times the default `python train.py` end to end and reports its peak memory.
+
+    python bench/bench_train.py [--epochs 3] [--rounds 3] [--threads 1] [--breakdown] [--full]
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from mnist import N_CLASSES, N_PIXELS, load_mnist
+from mnist import N_CLASSES, N_PIXELS, load_mnist, to_input
+from optimizers import SGD
 from trainer import TrainConfig, fit
 
 SIZES = (N_PIXELS, 128, 64, N_CLASSES)
@@ -63,6 +69,63 @@ def training_shapes_rate(batch: int) -> float:
     flops = [2 * m * k * n for m, k, n in shapes]
     seconds = [f / (sgemm_rate(*s) * 1e9) for f, s in zip(flops, shapes, strict=True)]
     return sum(flops) / sum(seconds) / 1e9
+
+
+def hand_epoch_seconds(x_all, labels, batch: int, mode: str) -> float:
+    """Seconds of one epoch of batch steps written by hand with every array preallocated.
+
+    mode "products": only the step's eight matrix products, in the trainer's layout;
+    "step": plus bias, ReLU and softmax cross-entropy (the least a step must do besides the
+    update); "step+sgd": plus the project's SGD step over the same flat parameter buffer.
+    x_all is float32 (N, 784), converted once: the most favourable input.
+    """
+    rng = np.random.default_rng(0)
+    sizes = list(itertools.pairwise(SIZES))
+    params = np.concatenate([(rng.standard_normal(a * b) * np.sqrt(2 / a)) for a, b in sizes])
+    params = np.concatenate([params, np.zeros(sum(b for _, b in sizes))]).astype(np.float32)
+    grads = np.zeros_like(params)
+    Ws, gWs, bs, gbs, offset = [], [], [], [], 0
+    for a, b in sizes:
+        Ws.append(params[offset : offset + a * b].reshape(a, b))
+        gWs.append(grads[offset : offset + a * b].reshape(a, b))
+        offset += a * b
+    n_weights = offset
+    for _, b in sizes:
+        bs.append(params[offset : offset + b])
+        gbs.append(grads[offset : offset + b])
+        offset += b
+    sgd = SGD(params, grads, momentum=0.9, nesterov=True, weight_decay=2e-4, n_decayed=n_weights)
+    hs = [None] + [np.empty((batch, b), np.float32) for _, b in sizes]
+    ds = [np.empty((batch, a), np.float32) for a, _ in sizes]
+    ones = np.ones(batch, np.float32)
+    rows = np.arange(batch)
+    started = time.perf_counter()
+    for start in range(0, len(x_all) - batch + 1, batch):
+        hs[0], y = x_all[start : start + batch], labels[start : start + batch]
+        for k, W in enumerate(Ws):
+            np.matmul(hs[k], W, out=hs[k + 1])
+            if mode != "products":
+                hs[k + 1] += bs[k]
+                if k < len(Ws) - 1:
+                    np.maximum(hs[k + 1], 0, out=hs[k + 1])
+        d = hs[-1]
+        if mode != "products":
+            d -= d.max(axis=1, keepdims=True)
+            np.exp(d, out=d)
+            d /= d.sum(axis=1, keepdims=True)
+            d[rows, y] -= 1
+            d *= np.float32(1 / batch)
+        for k in reversed(range(len(Ws))):
+            np.matmul(hs[k].T, d, out=gWs[k])
+            if mode != "products":
+                np.matmul(ones, d, out=gbs[k])
+            if k > 0:
+                d = np.matmul(d, Ws[k].T, out=ds[k])
+                if mode != "products":
+                    d *= hs[k] > 0
+        if mode == "step+sgd":
+            sgd.step(1e-3)
+    return time.perf_counter() - started
 
 
 def numpy_epochs(images, labels, config: TrainConfig) -> list[float]:
@@ -158,11 +221,16 @@ def time_default_training() -> tuple[float, float, str]:
     return wall, peak_kb / 1024, (last[-1] if last else proc.stdout.strip().splitlines()[-1])
 
 
+def median(values) -> float:
+    return float(np.median(values))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run (first dropped)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every run")
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads for both trainers")
+    parser.add_argument("--breakdown", action="store_true", help="also time hand-written steps")
     parser.add_argument("--full", action="store_true", help="also time the default train.py")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     args = parser.parse_args()
@@ -172,28 +240,48 @@ def main() -> None:
     base = TrainConfig()
     plain = TrainConfig(epochs=args.epochs, augment=False, blas_threads=args.threads)
     augmented = TrainConfig(epochs=args.epochs, augment=True, blas_threads=args.threads)
+    flops = epoch_flops(len(images))
+    steps = -(-len(images) // base.batch_size)
+    x_all = to_input(images) if args.breakdown else None
+    hand_modes = ("products", "step", "step+sgd") if args.breakdown else ()
 
     # The machine is shared and noisy, so every measurement runs once per round, interleaved:
     # a busy spell then slows all of them alike, and the medians and ratios stay comparable.
-    peak, shapes, plain_t, aug_t, torch_t = [], [], [], [], []
-    for _ in range(args.rounds):
+    keys = ["peak", "shapes", "plain", "augmented", "torch", *hand_modes]
+    rounds = [{k: [] for k in keys} for _ in range(args.rounds)]
+    for r in rounds:
         with threadpool_limits(args.threads, "blas"):
-            peak.append(sgemm_rate(2048, 2048, 2048, reps=5))
-            shapes.append(training_shapes_rate(base.batch_size))
-        plain_t += numpy_epochs(images, labels, plain)
-        aug_t += numpy_epochs(images, labels, augmented)
-        torch_t += torch_epochs(images, labels, plain) or []
-    peak_rate, shape_rate = float(np.median(peak)), float(np.median(shapes))
-    flops = epoch_flops(len(images))
+            r["peak"].append(sgemm_rate(2048, 2048, 2048, reps=5))
+            r["shapes"].append(training_shapes_rate(base.batch_size))
+            for mode in hand_modes:
+                r[mode].append(hand_epoch_seconds(x_all, labels, base.batch_size, mode))
+        r["plain"] += numpy_epochs(images, labels, plain)
+        r["augmented"] += numpy_epochs(images, labels, augmented)
+        r["torch"] += torch_epochs(images, labels, plain) or []
+    every = {k: [v for r in rounds for v in r[k]] for k in keys}
+    peak_rate, shape_rate = median(every["peak"]), median(every["shapes"])
     floor = flops / (peak_rate * 1e9)
     shape_floor = flops / (shape_rate * 1e9)
-    plain_s, aug_s = float(np.median(plain_t)), float(np.median(aug_t))
-    torch_s = float(np.median(torch_t)) if torch_t else None
+    plain_s, aug_s = median(every["plain"]), median(every["augmented"])
+    torch_s = median(every["torch"]) if every["torch"] else None
+    # The same ratios within each round, against that round's own SGEMM rate: their spread is
+    # the honest error bar on the medians above.
+    per_round = {
+        "plain_over_floor_peak": [
+            median(r["plain"]) * median(r["peak"]) * 1e9 / flops for r in rounds
+        ],
+        "plain_over_floor_training_shapes": [
+            median(r["plain"]) * median(r["shapes"]) * 1e9 / flops for r in rounds
+        ],
+        "numpy_over_torch": [median(r["plain"]) / median(r["torch"]) for r in rounds]
+        if torch_s
+        else [],
+    }
 
     figures = {
         "threads": args.threads,
         "batch_size": base.batch_size,
-        "epochs_timed_each": len(plain_t),
+        "epochs_timed_each": len(every["plain"]),
         "epoch_gflop": flops / 1e9,
         "sgemm_gflops_peak": peak_rate,
         "sgemm_gflops_training_shapes": shape_rate,
@@ -206,7 +294,10 @@ def main() -> None:
         "plain_over_floor_training_shapes": plain_s / shape_floor,
         "augmented_over_plain": aug_s / plain_s,
         "numpy_over_torch": plain_s / torch_s if torch_s else None,
+        "per_round": per_round,
     }
+    for mode in hand_modes:
+        figures[f"hand_{mode}_epoch_s"] = median(every[mode])
     if args.full:
         wall, peak_mb, last = time_default_training()
         figures.update(default_train_wall_s=wall, default_train_peak_rss_mb=peak_mb)
@@ -215,24 +306,42 @@ def main() -> None:
     if args.json:
         print(json.dumps(figures))
         return
+
+    def spread(key: str) -> str:
+        return "per round " + ", ".join(f"{v:.2f}" for v in per_round[key])
+
     print(
         f"machine: {os.cpu_count()} cores, BLAS threads {args.threads}, batch {base.batch_size}, "
-        f"{args.rounds} interleaved rounds, medians of {len(plain_t)} epochs each"
+        f"{args.rounds} interleaved rounds, medians of {len(every['plain'])} epochs each"
     )
-    print(f"one epoch = {flops / 1e9:.1f} GFLOP over {len(images)} images")
+    print(f"one epoch = {flops / 1e9:.1f} GFLOP over {len(images)} images ({steps} steps)")
     print(
-        f"SGEMM rate: {peak_rate:.0f} GFLOP/s (2048^3), {shape_rate:.0f} GFLOP/s (training shapes)"
+        f"SGEMM rate: {peak_rate:.0f} GFLOP/s (2048^3), {shape_rate:.0f} GFLOP/s "
+        "(training shapes: the step's 8 products, each timed alone, FLOP-weighted)"
     )
     print(f"arithmetic floor: {floor:.3f} s (peak rate), {shape_floor:.3f} s (training shapes)")
+    print(f"numpy plain epoch:     {plain_s:.3f} s")
     print(
-        f"numpy plain epoch:     {plain_s:.3f} s  = {plain_s / floor:.2f}x floor (peak), "
-        f"{plain_s / shape_floor:.2f}x floor (training shapes)"
+        f"  / floor (peak)            = {plain_s / floor:.2f}x  ({spread('plain_over_floor_peak')})"
+    )
+    print(
+        f"  / floor (training shapes) = {plain_s / shape_floor:.2f}x  "
+        f"({spread('plain_over_floor_training_shapes')})"
     )
     print(f"numpy augmented epoch: {aug_s:.3f} s  = {aug_s / plain_s:.2f}x plain")
     if torch_s is None:
         print("pytorch: not installed, skipped (pip install torch==2.13.0 to compare)")
     else:
-        print(f"pytorch epoch:         {torch_s:.3f} s  -> numpy/pytorch = {plain_s / torch_s:.2f}")
+        print(
+            f"pytorch epoch:         {torch_s:.3f} s  -> numpy/pytorch = {plain_s / torch_s:.2f}"
+            f"  ({spread('numpy_over_torch')})"
+        )
+    for mode in hand_modes:
+        hand = median(every[mode])
+        print(
+            f"hand-written {mode:9s} epoch: {hand:.3f} s = {hand / shape_floor:.2f}x floor "
+            f"(training shapes), {hand / floor:.2f}x floor (peak); trainer = {plain_s / hand:.2f}x"
+        )
     if args.full:
         print(f"default `python train.py`: {wall:.1f} s wall, peak RSS {peak_mb:.0f} MB; {last}")
 
