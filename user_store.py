@@ -109,8 +109,11 @@ class UserStore:
         image = np.asarray(image, dtype=INPUT_DTYPE)
         if image.shape != (IMAGE_SIDE, IMAGE_SIDE):
             raise ValueError(f"Expected a {IMAGE_SIDE}x{IMAGE_SIDE} input, got {image.shape}.")
-        if not 0 <= label < N_CLASSES:
-            raise ValueError(f"A label is a digit from 0 to 9, got {label}.")
+        for name, digit in (("label", label), ("prediction", prediction)):
+            if digit is not None and not 0 <= digit < N_CLASSES:
+                raise ValueError(f"A {name} is a digit from 0 to 9, got {digit}.")
+        # int(): sqlite3 would store a NumPy integer (an argmax, say) as a blob.
+        prediction = None if prediction is None else int(prediction)
         created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         with self._connect() as conn:
             cursor = conn.execute(

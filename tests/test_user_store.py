@@ -127,13 +127,29 @@ def test_a_large_uploaded_photo_is_kept_at_most_512_pixels_across():
     assert kept.size == (ORIGINAL_SIDE, ORIGINAL_SIDE // 2)
 
 
+def test_numpy_integers_from_the_network_are_stored_as_digits(store):
+    proba = np.eye(10, dtype=np.float32)[[4, 9]]
+    label, prediction = proba.argmax(axis=1)
+    store.add(label, network_input(0), b"png", prediction=prediction)
+    (sample,) = store.samples()
+    assert (sample.label, sample.prediction) == (4, 9)
+    assert type(sample.prediction) is int
+
+
 @pytest.mark.parametrize(
-    ("label", "shape", "message"),
-    [(10, (28, 28), "from 0 to 9"), (-1, (28, 28), "from 0 to 9"), (3, (784,), "28x28")],
+    ("label", "prediction", "shape", "message"),
+    [
+        (10, None, (28, 28), "label is a digit from 0 to 9"),
+        (-1, None, (28, 28), "label is a digit from 0 to 9"),
+        (3, 12, (28, 28), "prediction is a digit from 0 to 9"),
+        (3, None, (784,), "28x28"),
+    ],
 )
-def test_a_bad_label_or_input_shape_is_refused_and_nothing_is_stored(store, label, shape, message):
+def test_a_bad_label_prediction_or_input_shape_is_refused_and_nothing_is_stored(
+    store, label, prediction, shape, message
+):
     with pytest.raises(ValueError, match=message):
-        store.add(label, np.zeros(shape, np.float32), b"")
+        store.add(label, np.zeros(shape, np.float32), b"", prediction=prediction)
     assert store.count() == 0
 
 
