@@ -36,7 +36,9 @@ from user_store import StoreError, UserStore
 
 # How often the live panel asks the runner for news while a run is under way.
 POLL_SECONDS = 0.5
-CHART_HEIGHT = 260
+# Streamlit fits a chart's title, legend and axes into this height as well as its plot: 400
+# leaves the plot about 230 px, where 260 left it a strip of 90.
+CHART_HEIGHT = 400
 CURVE_COLOURS = {"training (moving average)": "#5B7FA6", "validation": "#FF4B4B"}
 BATCH_SIZES = [32, 64, 128, 256, 512]
 # Training images for a run: all of them, or a subset for a quick try.
