@@ -16,6 +16,11 @@ PICK = "sample-pick-"
 FLASH = "samples_flash"
 
 
+def read_wrong(sample) -> bool:
+    """Whether the network misread the sample (False when its reading was not recorded)."""
+    return sample.prediction is not None and sample.prediction != sample.label
+
+
 def picked(samples) -> list[int]:
     """Ids of the samples whose tick box is on."""
     return [s.id for s in samples if st.session_state.get(f"{PICK}{s.id}")]
@@ -37,9 +42,10 @@ def tile(sample) -> None:
     with st.container(border=True, width="content", gap="small"):
         st.image(enlarge(sample.image, TILE_SCALE), width=28 * TILE_SCALE)
         read = "" if sample.prediction is None else f" · read {sample.prediction}"
-        wrong = sample.prediction is not None and sample.prediction != sample.label
         text = f"**{sample.label}**{read}"
-        st.markdown(f":red[{text}]" if wrong else text, help=f"#{sample.id}, {sample.created}")
+        st.markdown(
+            f":red[{text}]" if read_wrong(sample) else text, help=f"#{sample.id}, {sample.created}"
+        )
         st.checkbox("Pick", key=f"{PICK}{sample.id}")
 
 
@@ -65,7 +71,7 @@ def main() -> None:
         )
         return
 
-    wrong = sum(s.prediction is not None and s.prediction != s.label for s in samples)
+    wrong = sum(map(read_wrong, samples))
     with st.container(horizontal=True):
         st.metric("Samples", len(samples))
         st.metric("Read wrong", wrong)
@@ -75,7 +81,7 @@ def main() -> None:
     view = st.segmented_control(
         "Show", ["All", "Read wrong"], default="All", key="samples-view", width="content"
     )
-    shown = [s for s in samples if view != "Read wrong" or s.prediction != s.label]
+    shown = [s for s in samples if view != "Read wrong" or read_wrong(s)]
     shown = shown[::-1][:SHOWN]  # newest first
     if len(shown) == SHOWN:
         st.caption(f"The newest {SHOWN} are shown; the export has them all.")

@@ -260,6 +260,19 @@ def test_the_samples_page_counts_the_samples_and_those_read_wrong_and_shows_each
     assert [m.value for m in at.markdown if "· read" in m.value] == [":red[**0** · read 8]"] * 3
 
 
+def test_a_sample_whose_reading_was_not_kept_is_not_counted_or_shown_as_read_wrong(teach):
+    _, db, _ = teach
+    store = UserStore(db)
+    _, inputs, _ = styled_samples(2, seed=0)
+    store.add(0, inputs[0], b"png", prediction=None)
+    store.add(0, inputs[0], b"png", prediction=8)
+    at = page("samples")
+    assert {m.label: m.value for m in at.metric} == {"Samples": "2", "Read wrong": "1"}
+    at.segmented_control(key="samples-view").set_value("Read wrong").run()
+    assert_no_exception(at)
+    assert len(at.image) == 1
+
+
 def test_picked_samples_are_deleted_from_the_database(teach):
     _, db, _ = teach
     store = store_styled(db, 6)
