@@ -13,7 +13,7 @@ from network import Classifier
 from preprocess import Preprocessed
 
 # Below this top probability the app says it is unsure. On 3,000 MNIST test digits redrawn as
-# canvas strokes (bench/drawn_digits.py, seed 7) it flags 6% of drawings: those are read right
+# canvas strokes (drawn_digits.py, seed 7) it flags 6% of drawings: those are read right
 # only 67% of the time against 98% for the rest, and they hold half of all the mistakes. At
 # 0.5 the flag would catch a fifth of the mistakes; at 0.9 it would nag on every sixth drawing.
 LOW_CONFIDENCE = 0.7

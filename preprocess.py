@@ -38,7 +38,7 @@ MIN_CONTRAST = 26
 MIN_CONTRAST_IN_SIGMAS = 4.0
 # When Otsu's split falls inside the noise, strokes are the pixels this many noise sigmas above
 # the background, if they are at least this share of the image: blank paper photos have at most
-# 0.12% (300 photos of blank paper as bench/drawn_digits.py makes them), the thinnest 1 about 1%.
+# 0.12% (300 photos of blank paper as drawn_digits.py makes them), the thinnest 1 about 1%.
 SPLIT_SIGMAS = 5.0
 MIN_STROKE_SHARE = 0.003
 # The background is cut this many noise sigmas above its median, so noise becomes exact black.

@@ -21,15 +21,31 @@ import numpy as np
 from tqdm import tqdm
 
 import tuning
+from drawn_digits import DRAWN_PATH, load_drawn_training_set, with_drawn
 from evaluation import accuracy, confusion_matrix, format_confusion, predict_proba_batched
 from finetune import FinetuneConfig, FinetuneError, finetune
 from layers import ACTIVATIONS
-from mnist import DATA_DIR, DatasetError, load_mnist
+from mnist import DATA_DIR, DatasetError, Mnist, load_mnist
 from model_loader import MODEL_PATH, ModelFileError, atomic_write_bytes, load_params, save_params
 from optimizers import OPTIMIZERS
 from schedules import SCHEDULES
 from trainer import EpochRecord, TrainConfig, fit, split_train_val
 from user_store import StoreError, UserStore, default_path
+
+
+def training_data(data: Mnist, config: TrainConfig, drawn_file: Path = DRAWN_PATH):
+    """(train_x, train_y), (val_x, val_y), n_drawn for `config`: its MNIST split, and drawings.
+
+    With config.drawn, the n_drawn drawings of the split's training images are appended to them
+    (drawn_digits.py); raises DatasetError if that file is missing or damaged.
+    """
+    (train_x, train_y), val = split_train_val(
+        data.train_images, data.train_labels, config.val_size, config.limit
+    )
+    n_mnist = len(train_x)
+    if config.drawn:
+        train_x, train_y = with_drawn(train_x, train_y, load_drawn_training_set(drawn_file))
+    return (train_x, train_y), val, len(train_x) - n_mnist
 
 
 def history_path(model_path: Path) -> Path:
@@ -75,6 +91,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=d.augment,
         help="random affine and stroke-width augmentation",
     )
+    p.add_argument(
+        "--drawn",
+        action=argparse.BooleanOptionalAction,
+        default=d.drawn,
+        help="add the MNIST training digits drawn as people draw them (--drawn-file) to the "
+        "training images",
+    )
+    p.add_argument("--drawn-file", type=Path, default=DRAWN_PATH, help="made by drawn_digits.py")
     p.add_argument(
         "--patience",
         type=positive_int,
@@ -154,6 +178,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         schedule=args.schedule,
         warmup_epochs=args.warmup_epochs,
         augment=args.augment,
+        drawn=args.drawn,
         val_size=args.val_size,
         patience=args.patience,
         seed=args.seed,
@@ -173,6 +198,8 @@ def config_to_args(config: TrainConfig) -> list[str]:
         flags += ["--hidden", *map(str, config.hidden)]
     if config.augment != d.augment:
         flags.append("--augment" if config.augment else "--no-augment")
+    if config.drawn != d.drawn:
+        flags.append("--drawn" if config.drawn else "--no-drawn")
     return flags
 
 
@@ -331,12 +358,15 @@ def main(argv: list[str] | None = None) -> int:
         return tune_main(args, data)
     if args.finetune:
         return finetune_main(args, data)
-    (train_x, train_y), (val_x, val_y) = split_train_val(
-        data.train_images, data.train_labels, config.val_size, config.limit
-    )
+    try:
+        (train_x, train_y), (val_x, val_y), n_drawn = training_data(data, config, args.drawn_file)
+    except DatasetError as exc:
+        print(f"train.py: {exc}", file=sys.stderr)
+        return os.EX_NOINPUT
     print(
         f"training {'-'.join(map(str, (784, *config.hidden, 10)))} {config.activation} on "
-        f"{len(train_x)} images ({len(val_x)} for validation), {config.epochs} epochs, "
+        f"{len(train_x) - n_drawn} MNIST images + {n_drawn} drawn ones "
+        f"({len(val_x)} for validation), {config.epochs} epochs, "
         f"{config.optimizer} lr {config.lr}, augmentation {'on' if config.augment else 'off'}"
     )
 

@@ -45,6 +45,9 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     augment: bool = True
     augment_config: AugmentConfig = field(default_factory=AugmentConfig)
+    # Whether the training images include MNIST digits drawn as people draw them and read back
+    # by the product's preprocessing (drawn_digits.py); the caller adds them, fit takes arrays.
+    drawn: bool = True
     val_size: int = 5000
     patience: int | None = None
     seed: int = 0

@@ -29,7 +29,7 @@ from evaluation import accuracy, predict_proba_batched
 from finetune import FinetuneConfig, FinetuneError, finetune
 from mnist import DatasetError, Mnist, load_mnist
 from model_loader import ModelFileError, atomic_write_bytes, load_params
-from train import history_path, save_model
+from train import history_path, save_model, training_data
 from trainer import EpochRecord, TrainConfig, fit, split_train_val
 
 RUNS_ENV = "DIGITS_RUNS_DIR"
@@ -148,7 +148,7 @@ class Run:
         fraction = self._seen / (self._epochs * self._images_per_epoch)
         point = None
         if self._since_point >= self._images_per_epoch / POINTS_PER_EPOCH:
-            self._since_point = 0
+            self._since_point -= self._images_per_epoch / POINTS_PER_EPOCH
             x = self._epoch_base + self._seen / self._images_per_epoch
             point = CurvePoint(x, "training (moving average)", self._loss, self._accuracy)
         epoch = min(int(self._seen // self._images_per_epoch) + 1, self._epochs)
@@ -394,9 +394,7 @@ def training_job(config: TrainConfig) -> Job:
     """Train a new network with `config`; its test accuracy goes into the summary."""
 
     def job(run: Run, mnist: Mnist) -> Outcome:
-        (train_x, train_y), (val_x, val_y) = split_train_val(
-            mnist.train_images, mnist.train_labels, config.val_size, config.limit
-        )
+        (train_x, train_y), (val_x, val_y), n_drawn = training_data(mnist, config)
         run.expect(config.epochs, len(train_x))
         started = time.perf_counter()
         network, history = fit(
@@ -409,7 +407,10 @@ def training_job(config: TrainConfig) -> Job:
         return Outcome(
             params=network.export(),
             history=history,
-            summary=[f"Test accuracy {score:.2%} ({done} on {len(train_x):,} images)."],
+            summary=[
+                f"Test accuracy {score:.2%} ({done} on {len(train_x) - n_drawn:,} MNIST images"
+                + (f" and {n_drawn:,} drawn ones)." if n_drawn else ").")
+            ],
             metadata={
                 "test_accuracy": score,
                 "seed": config.seed,

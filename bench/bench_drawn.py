@@ -1,12 +1,12 @@
 """How well the product reads digits as people draw them: MNIST test digits redrawn three ways.
 
-For each style of bench/drawn_digits.py (app canvas, photo of paper, transparent canvas) it
+For each style of drawn_digits.py (app canvas, photo of paper, transparent canvas) it
 draws the first n MNIST test digits, reads them with the product pipeline (`preprocess`; a
 drawing it finds no digit in counts as wrong) and with the resize-only baseline
 (`naive_preprocess`), and prints both accuracies of one model side by side, with the same
 model's accuracy on the stored MNIST test digits as the reference. No training digit is used.
 
-    python bench/bench_drawn.py [--n 1000] [--seed 0] [--model PATH] [--json]
+    python bench/bench_drawn.py [--n 10000] [--seed 0] [--model PATH] [--workers 2] [--json]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 
-from bench.drawn_digits import STYLES, drawn_test_set
+from drawn_digits import STYLES, drawn_test_set
 from evaluation import accuracy, predict_proba_batched
 from mnist import DatasetError, Mnist, load_mnist
 from model_loader import MODEL_PATH, ModelFileError, load_classifier
@@ -54,14 +55,24 @@ def read_images(classifier: Classifier, images: list[np.ndarray], labels: np.nda
     }
 
 
-def run(classifier: Classifier, data: Mnist, n: int, seed: int) -> dict:
+def score_style(model: Path, style: str, n: int, seed: int) -> dict:
+    """One style's scores: the first n test digits drawn in it and read by the model's file."""
+    data = load_mnist()
+    start = time.perf_counter()
+    images, labels = drawn_test_set(style, n, seed, data)
+    render_seconds = time.perf_counter() - start
+    row = read_images(load_classifier(model), images, labels)
+    return {**row, "render_seconds": render_seconds}
+
+
+def run(model: Path, data: Mnist, n: int, seed: int, workers: int = 2) -> dict:
     """Every style's scores, the stored digits' scores, and the full MNIST test accuracy."""
-    rows = {}
-    for style in STYLES:
-        start = time.perf_counter()
-        images, labels = drawn_test_set(style, n, seed, data)
-        render_seconds = time.perf_counter() - start
-        rows[style] = {**read_images(classifier, images, labels), "render_seconds": render_seconds}
+    # Each style in a process of its own: drawing and reading are pure Python-and-Pillow work
+    # on one core each, and the styles do not depend on each other.
+    with ProcessPoolExecutor(workers) as pool:
+        jobs = {style: pool.submit(score_style, model, style, n, seed) for style in STYLES}
+        rows = {style: job.result() for style, job in jobs.items()}
+    classifier = load_classifier(model)
     stored = list(data.test_images[:n])
     rows[STORED] = {**read_images(classifier, stored, data.test_labels[:n]), "render_seconds": 0.0}
     proba = predict_proba_batched(classifier.predict_proba, data.test_images)
@@ -101,15 +112,18 @@ def format_table(report: dict, model: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=1000, help="test digits per style (default 1000)")
+    parser.add_argument(
+        "--n", type=int, default=10_000, help="test digits per style (default: all 10,000)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the drawings (default 0)")
     parser.add_argument("--model", type=Path, default=MODEL_PATH, help="model file to score")
+    parser.add_argument("--workers", type=int, default=2, help="processes drawing at once")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead")
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
     try:
-        classifier = load_classifier(args.model)
+        load_classifier(args.model)  # refuse a bad file before starting the workers
         data = load_mnist()
     except (ModelFileError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -118,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--n must be between 1 and {len(data.test_images)}, not {args.n}")
     if args.seed < 0:
         parser.error(f"--seed must be 0 or more, not {args.seed}")
-    report = run(classifier, data, args.n, args.seed)
+    report = run(args.model, data, args.n, args.seed, args.workers)
     report["seconds"] = time.perf_counter() - start
     if args.json:
         print(json.dumps({"model": str(args.model), **report}))

@@ -1,7 +1,7 @@
 """In-process latency of reading one drawing, and throughput of batch prediction.
 
 Prints the median time to preprocess and predict one 280x280 RGBA canvas drawing (the app's
-input, white ink on black, rendered from MNIST test digits by bench/drawn_digits.py), split
+input, white ink on black, rendered from MNIST test digits by drawn_digits.py), split
 into its two parts, and the time to predict all 10,000 MNIST test images in one batch.
 
     python bench/bench_predict.py [--drawings 50] [--repeats 20]
@@ -16,11 +16,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np
-from drawn_digits import drawn_test_set
 
+from drawn_digits import drawn_test_set
 from evaluation import predict_proba_batched
 from mnist import load_mnist, to_input
 from model_loader import load_classifier

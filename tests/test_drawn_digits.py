@@ -1,10 +1,10 @@
-"""Specification of bench/drawn_digits.py: MNIST test digits redrawn the way people draw them."""
+"""Specification of drawn_digits.py: MNIST test digits redrawn the way people draw them."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from bench.drawn_digits import (
+from drawn_digits import (
     CANVAS_SIDE,
     HEIGHT_FRACTION,
     INK_LEVEL,
