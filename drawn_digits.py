@@ -31,16 +31,13 @@ import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 from canvas import CANVAS_SIDE
-from mnist import DATA_DIR, DatasetError, Mnist, load_mnist
+from mnist import DRAWN_PATH, TRAIN_SOURCES, Mnist, load_mnist, to_uint8
 from preprocess import preprocess
 
 STYLES = ("canvas", "paper", "transparent")
 
-# The drawn training digits: where they are kept, how many, and from which MNIST digits. The
-# last 5,000 training images are train.py's validation split and are never drawn.
-DRAWN_PATH = DATA_DIR.parent / "drawn" / "train-drawn.npz"
+# The drawn training set (kept at mnist.DRAWN_PATH): how many digits, drawn with which seed.
 DRAWN_COUNT = 40_000
-TRAIN_SOURCES = 55_000
 DRAWN_SEED = 2026
 
 # The digit is binarised and thinned at this multiple of its 28x28 size, so the skeleton is
@@ -372,7 +369,7 @@ def draw_and_read(digit: np.ndarray, style: str, rng: np.random.Generator) -> np
     result = preprocess(render(digit, style, rng))
     if not result.has_digit:
         return None
-    return np.rint(result.image * 255).astype(np.uint8)
+    return to_uint8(result.image)
 
 
 def _draw_training_digits(args: tuple[np.ndarray, np.ndarray, np.ndarray, int]) -> np.ndarray:
@@ -415,54 +412,6 @@ def make_drawn_training_set(
     }
 
 
-def load_drawn_training_set(path: Path | str = DRAWN_PATH) -> dict[str, np.ndarray]:
-    """Read what `python drawn_digits.py` wrote, as `make_drawn_training_set` returns it."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            drawn = {key: z[key] for key in ("images", "labels", "source", "style")}
-    except FileNotFoundError:
-        raise DatasetError(
-            f"{path} is missing; run `python drawn_digits.py` to draw it again, or train "
-            "with --no-drawn."
-        ) from None
-    except (OSError, ValueError, KeyError) as err:
-        raise DatasetError(
-            f"{path} is not a drawn-digit set ({err}); run `python drawn_digits.py` to draw "
-            "it again."
-        ) from None
-    images, labels, source = drawn["images"], drawn["labels"], drawn["source"]
-    if (
-        images.dtype != np.uint8
-        or images.ndim != 3
-        or images.shape[1:] != (28, 28)
-        or labels.shape != (len(images),)
-        or source.shape != (len(images),)
-        or drawn["style"].shape != (len(images),)
-        or (len(labels) and (labels.max() > 9 or source.min() < 0 or source.max() >= TRAIN_SOURCES))
-    ):
-        raise DatasetError(
-            f"{path} does not hold uint8 28x28 digits with labels and sources; run "
-            "`python drawn_digits.py` to draw it again."
-        )
-    return drawn
-
-
-def with_drawn(
-    images: np.ndarray, labels: np.ndarray, drawn: dict[str, np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Training images (n, 28, 28) and labels (n,) with the drawn copies of those digits added.
-
-    `images` are the first n MNIST training images (a split or a --limit subset); only drawn
-    digits whose source is among them are added, so the validation split never leaks in.
-    """
-    keep = drawn["source"] < len(images)
-    return (
-        np.concatenate([images, drawn["images"][keep]]),
-        np.concatenate([labels, drawn["labels"][keep].astype(labels.dtype)]),
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Draw MNIST training digits as people draw them, read them back through "
@@ -475,10 +424,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 < args.n <= TRAIN_SOURCES:
         parser.error(f"--n must be between 1 and {TRAIN_SOURCES}, not {args.n}")
+    if args.workers < 1:
+        parser.error(f"--workers must be 1 or more, not {args.workers}")
     start = time.perf_counter()
     drawn = make_drawn_training_set(load_mnist(), args.n, args.seed, args.workers)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.output, **drawn)
+    with open(args.output, "wb") as file:  # a path given to savez would gain ".npz"
+        np.savez_compressed(file, **drawn)
     print(
         f"drew {len(drawn['images'])} of {args.n} digits in {time.perf_counter() - start:.0f} s; "
         f"wrote {args.output}"

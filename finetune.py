@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from evaluation import accuracy, predict_proba_batched
-from mnist import Mnist
+from mnist import Mnist, to_uint8
 from network import MLP, Classifier
-from trainer import EpochRecord, TrainConfig, fit, split_train_val
+from trainer import EpochRecord, TrainConfig, fit, training_data
 
 # Fewer samples than this cannot be split into a training part and a held-out part worth
 # reporting on.
@@ -35,8 +35,8 @@ class FinetuneConfig:
     epochs: int = 2
     lr: float = 0.005
     batch_size: int = 64
-    # MNIST training images replayed each epoch (None: all 55,000): the more, the less the
-    # model forgets; two epochs over all of them take about two seconds.
+    # Training images (MNIST's and the drawn ones) replayed each epoch (None: all 95,000): the
+    # more, the less the model forgets; two epochs over all of them take about four seconds.
     replay: int | None = None
     # Share of each taught digit's images that are (repeated) user samples.
     user_share: float = 0.1
@@ -146,11 +146,6 @@ def mix(
     return images, labels
 
 
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """Network inputs (n, 28, 28) float in [0, 1] as MNIST-style uint8 images."""
-    return (np.clip(images, 0, 1) * 255 + 0.5).astype(np.uint8)
-
-
 def finetune(
     params: dict,
     user_images: np.ndarray,
@@ -175,9 +170,8 @@ def finetune(
         )
     rng = np.random.default_rng(config.seed)
     train_idx, held_idx = split_samples(user_labels, config.holdout, rng)
-    (train_x, train_y), (val_x, val_y) = split_train_val(
-        mnist.train_images, mnist.train_labels, TrainConfig().val_size
-    )
+    # Replay what the model was trained on, drawn digits included, so it forgets neither.
+    (train_x, train_y), (val_x, val_y), _ = training_data(mnist, TrainConfig())
     n_replay = len(train_x) if config.replay is None else min(config.replay, len(train_x))
     replay = rng.choice(len(train_x), size=n_replay, replace=False)
     images, labels = mix(

@@ -13,6 +13,10 @@ IMAGE_SIDE = 28
 N_PIXELS = IMAGE_SIDE * IMAGE_SIDE
 N_CLASSES = 10
 DATA_DIR = Path(__file__).resolve().parent / "data" / "mnist"
+# MNIST training digits drawn as people draw them (drawn_digits.py makes the file): only the
+# first TRAIN_SOURCES are, as the last 5,000 are train.py's validation split.
+DRAWN_PATH = DATA_DIR.parent / "drawn" / "train-drawn.npz"
+TRAIN_SOURCES = 55_000
 
 # Hard-coded rather than read from data/mnist/SHA256SUMS, so a file replaced together with
 # its SHA256SUMS entry is still caught; these are the digests of the decompressed originals.
@@ -184,3 +188,70 @@ def load_mnist(data_dir: Path | str = DATA_DIR, verify: bool = True) -> Mnist:
 def to_input(images: np.ndarray) -> np.ndarray:
     """The network's input for uint8 images (n, 28, 28): float32 (n, 784) scaled to [0, 1]."""
     return np.multiply(images.reshape(len(images), N_PIXELS), np.float32(1 / 255), dtype=np.float32)
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Images of floats in [0, 1], any shape, as MNIST stores pixels: rounded uint8 0-255.
+
+    uint8 images pass unchanged; values outside [0, 1] are clipped first.
+    """
+    if images.dtype == np.uint8:
+        return images
+    return (np.clip(images, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def load_drawn_training_set(path: Path | str = DRAWN_PATH) -> dict[str, np.ndarray]:
+    """The drawn training set: images (m, 28, 28) uint8, labels (m,), source (m,), style (m,).
+
+    source is each drawing's MNIST training image; style its index in drawn_digits.STYLES.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            drawn = {key: z[key] for key in ("images", "labels", "source", "style")}
+    except FileNotFoundError:
+        raise DatasetError(
+            f"{path} is missing; run `python drawn_digits.py` to draw it again, or train "
+            "without drawn digits (train.py --no-drawn, or untick them on the Train page)."
+        ) from None
+    except (OSError, ValueError, KeyError) as err:
+        raise DatasetError(
+            f"{path} is not a drawn-digit set ({err}); run `python drawn_digits.py` to draw "
+            "it again."
+        ) from None
+    images, labels, source, style = (drawn[k] for k in ("images", "labels", "source", "style"))
+    n = len(images)
+    if (
+        images.dtype != np.uint8
+        or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE)
+        or labels.dtype != np.uint8
+        or not np.issubdtype(source.dtype, np.integer)
+        or style.dtype != np.uint8
+        or any(a.shape != (n,) for a in (labels, source, style))
+        or (n and (labels.max() >= N_CLASSES or source.min() < 0 or source.max() >= TRAIN_SOURCES))
+    ):
+        raise DatasetError(
+            f"{path} does not hold uint8 28x28 digits with labels and sources; run "
+            "`python drawn_digits.py` to draw it again."
+        )
+    return drawn
+
+
+def with_drawn(
+    images: np.ndarray, labels: np.ndarray, drawn: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training images (n, 28, 28) and labels (n,) with the drawn copies of those digits added.
+
+    `images` are the first n MNIST training images (a split or a --limit subset); only drawn
+    digits whose source is among them are added, so the validation split never leaks in.
+    """
+    keep = drawn["source"] < len(images)
+    if not np.array_equal(drawn["labels"][keep], labels[drawn["source"][keep]]):
+        raise DatasetError(
+            "The drawn digits' labels do not match these training images: they were drawn from "
+            "another copy or order of MNIST; run `python drawn_digits.py` to draw them again."
+        )
+    return (
+        np.concatenate([images, drawn["images"][keep]]),
+        np.concatenate([labels, drawn["labels"][keep].astype(labels.dtype)]),
+    )

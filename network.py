@@ -119,7 +119,10 @@ class MLP:
         return h if self.output is None else self.output.forward(h, train)
 
     def loss_and_grad(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-        """Mean loss on a batch and its outputs, with every gradient left in self.grads."""
+        """Mean loss on a batch and its outputs, with every gradient left in self.grads.
+
+        The outputs are the last layer's reused array: valid until the next training step.
+        """
         out = self.forward(x, train=True)
         loss = self.loss.forward(out, labels)
         d = self.loss.backward()

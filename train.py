@@ -9,7 +9,9 @@ python train.py --finetune           # fine-tune model_params.pkl on the app's t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
+import hashlib
 import json
 import os
 import sys
@@ -21,31 +23,15 @@ import numpy as np
 from tqdm import tqdm
 
 import tuning
-from drawn_digits import DRAWN_PATH, load_drawn_training_set, with_drawn
 from evaluation import accuracy, confusion_matrix, format_confusion, predict_proba_batched
 from finetune import FinetuneConfig, FinetuneError, finetune
 from layers import ACTIVATIONS
-from mnist import DATA_DIR, DatasetError, Mnist, load_mnist
+from mnist import DATA_DIR, DRAWN_PATH, DatasetError, load_mnist
 from model_loader import MODEL_PATH, ModelFileError, atomic_write_bytes, load_params, save_params
 from optimizers import OPTIMIZERS
 from schedules import SCHEDULES
-from trainer import EpochRecord, TrainConfig, fit, split_train_val
+from trainer import EpochRecord, TrainConfig, fit, training_data
 from user_store import StoreError, UserStore, default_path
-
-
-def training_data(data: Mnist, config: TrainConfig, drawn_file: Path = DRAWN_PATH):
-    """(train_x, train_y), (val_x, val_y), n_drawn for `config`: its MNIST split, and drawings.
-
-    With config.drawn, the n_drawn drawings of the split's training images are appended to them
-    (drawn_digits.py); raises DatasetError if that file is missing or damaged.
-    """
-    (train_x, train_y), val = split_train_val(
-        data.train_images, data.train_labels, config.val_size, config.limit
-    )
-    n_mnist = len(train_x)
-    if config.drawn:
-        train_x, train_y = with_drawn(train_x, train_y, load_drawn_training_set(drawn_file))
-    return (train_x, train_y), val, len(train_x) - n_mnist
 
 
 def history_path(model_path: Path) -> Path:
@@ -66,14 +52,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Train the NumPy MLP on MNIST and save its weights.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--epochs", type=positive_int, default=d.epochs)
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    p.add_argument("--epochs", type=positive_int, default=d.epochs, help="passes over the data")
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="images a step")
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
-    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=d.optimizer)
+    p.add_argument(
+        "--optimizer", choices=sorted(OPTIMIZERS), default=d.optimizer, help="the update rule"
+    )
     p.add_argument("--momentum", type=float, default=d.momentum, help="for sgd")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule)
-    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="L2 on weights")
+    p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule, help="of the learning rate")
+    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs, help="for cosine")
     p.add_argument(
         "--hidden",
         type=positive_int,
@@ -81,10 +69,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=list(d.hidden),
         help="hidden layer sizes",
     )
-    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default=d.activation)
-    p.add_argument("--loss", choices=["cross_entropy", "mse"], default=d.loss)
+    p.add_argument(
+        "--activation", choices=sorted(ACTIVATIONS), default=d.activation, help="in hidden layers"
+    )
+    p.add_argument(
+        "--loss",
+        choices=["cross_entropy", "mse"],
+        default=d.loss,
+        help="softmax cross-entropy, or the sigmoid seeds' mean squared error",
+    )
     p.add_argument("--batchnorm", action="store_true", help="batch norm after each hidden layer")
-    p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--dropout", type=float, default=d.dropout, help="after each hidden layer")
     p.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
@@ -117,7 +112,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="train on only the first N training images (a quick run)",
     )
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, default=d.seed, help="of weights, order and augmentation")
     p.add_argument(
         "--threads",
         type=positive_int,
@@ -147,8 +142,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--user-data",
         type=Path,
         default=None,
-        help="the app's samples database, for --finetune (default: $DIGITS_USER_DB or "
-        "data/user/samples.sqlite)",
+        help="the app's samples database, for --finetune; None means $DIGITS_USER_DB, or "
+        "data/user/samples.sqlite without it",
     )
     p.add_argument(
         "--start-from", type=Path, default=MODEL_PATH, help="the model --finetune starts from"
@@ -251,13 +246,18 @@ def tune_main(args: argparse.Namespace, data) -> int:
     """--tune: a random search on the validation split; prints the trials and the best."""
     base = config_from_args(args)
     limit = args.limit if args.limit is not None else tuning.DEFAULT_LIMIT
-    (train_x, train_y), (val_x, val_y) = split_train_val(
-        data.train_images, data.train_labels, base.val_size, limit
-    )
+    try:
+        (train_x, train_y), (val_x, val_y), n_drawn = training_data(
+            data, dataclasses.replace(base, limit=limit), args.drawn_file
+        )
+    except DatasetError as exc:
+        print(f"train.py: {exc}", file=sys.stderr)
+        return os.EX_NOINPUT
     n_settings = len(tuning.candidates(10**6, np.random.default_rng(0)))
     print(
         f"trying {min(args.trials, n_settings)} of {n_settings} settings of lr, weight decay and "
-        f"epochs on {len(train_x)} training images, scored on {len(val_x)} validation images"
+        f"epochs on {len(train_x) - n_drawn} training images"
+        f"{f' + {n_drawn} drawn ones' if n_drawn else ''}, scored on {len(val_x)} validation images"
     )
 
     def on_trial(trial: tuning.Trial, done: int, total: int) -> None:
@@ -310,7 +310,7 @@ def finetune_main(args: argparse.Namespace, data) -> int:
     )
     print(
         f"fine-tuning {args.start_from.name} on {len(labels)} samples from {user_data} "
-        f"with MNIST replay, {config.epochs} epochs, lr {config.lr}"
+        f"with MNIST replay, {config.epochs} epoch{'s' * (config.epochs != 1)}, lr {config.lr}"
     )
     started = time.perf_counter()
     n_images = config.replay or len(data.train_images) - TrainConfig().val_size
@@ -365,8 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         return os.EX_NOINPUT
     print(
         f"training {'-'.join(map(str, (784, *config.hidden, 10)))} {config.activation} on "
-        f"{len(train_x) - n_drawn} MNIST images + {n_drawn} drawn ones "
-        f"({len(val_x)} for validation), {config.epochs} epochs, "
+        f"{len(train_x) - n_drawn} MNIST images{f' + {n_drawn} drawn ones' if n_drawn else ''} "
+        f"({len(val_x)} for validation), {config.epochs} epoch{'s' * (config.epochs != 1)}, "
         f"{config.optimizer} lr {config.lr}, augmentation {'on' if config.augment else 'off'}"
     )
 
@@ -394,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
         test_accuracy=test_accuracy,
         seed=config.seed,
         train_seconds=round(wall, 1),
+        n_drawn=n_drawn,
+        # Which drawn set, as it can be drawn again with other settings.
+        drawn_sha256=hashlib.sha256(args.drawn_file.read_bytes()).hexdigest() if n_drawn else None,
     )
     print(
         f"test accuracy {test_accuracy:.4f}  ({wall:.0f}s)  wrote {args.output} and "

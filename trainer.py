@@ -10,13 +10,22 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from augment import AugmentConfig, augment_batch
 from evaluation import accuracy, predict_proba_batched
-from mnist import N_CLASSES, N_PIXELS, to_input
+from mnist import (
+    DRAWN_PATH,
+    N_CLASSES,
+    N_PIXELS,
+    Mnist,
+    load_drawn_training_set,
+    to_input,
+    with_drawn,
+)
 from network import MLP
 from optimizers import make_optimizer
 from schedules import Constant, StepDecay, WarmupCosine
@@ -85,6 +94,21 @@ def split_train_val(images, labels, val_size: int, limit: int | None = None):
         train_x, train_y = train_x[:limit], train_y[:limit]
         val_x, val_y = val_x[: max(limit // 10, 1)], val_y[: max(limit // 10, 1)]
     return (train_x, train_y), (val_x, val_y)
+
+
+def training_data(data: Mnist, config: TrainConfig, drawn_file: Path | str = DRAWN_PATH):
+    """(train_x, train_y), (val_x, val_y), n_drawn for `config`: its MNIST split, and drawings.
+
+    With config.drawn, the n_drawn drawings of the split's training images are appended to them
+    (drawn_digits.py); raises DatasetError if that file is missing or damaged.
+    """
+    (train_x, train_y), val = split_train_val(
+        data.train_images, data.train_labels, config.val_size, config.limit
+    )
+    n_mnist = len(train_x)
+    if config.drawn:
+        train_x, train_y = with_drawn(train_x, train_y, load_drawn_training_set(drawn_file))
+    return (train_x, train_y), val, len(train_x) - n_mnist
 
 
 def make_schedule(config: TrainConfig, steps_per_epoch: int):

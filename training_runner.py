@@ -29,8 +29,8 @@ from evaluation import accuracy, predict_proba_batched
 from finetune import FinetuneConfig, FinetuneError, finetune
 from mnist import DatasetError, Mnist, load_mnist
 from model_loader import ModelFileError, atomic_write_bytes, load_params
-from train import history_path, save_model, training_data
-from trainer import EpochRecord, TrainConfig, fit, split_train_val
+from train import history_path, save_model
+from trainer import EpochRecord, TrainConfig, fit, training_data
 
 RUNS_ENV = "DIGITS_RUNS_DIR"
 RUNS_DIR = Path(__file__).resolve().parent / "runs"
@@ -425,9 +425,7 @@ def tuning_job(base: TrainConfig, budget: int) -> Job:
     """Search lr, weight decay and epochs on the validation split; no model is saved."""
 
     def job(run: Run, mnist: Mnist) -> Outcome:
-        (train_x, train_y), (val_x, val_y) = split_train_val(
-            mnist.train_images, mnist.train_labels, base.val_size, base.limit
-        )
+        (train_x, train_y), (val_x, val_y), _ = training_data(mnist, base)
         run.say(f"Trial 1 of {budget}…", progress=0.0)
         trials = tuning.search(
             base, train_x, train_y, val_x, val_y, budget, run.on_trial, run.should_stop

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mnist import IMAGE_SIDE, N_CLASSES
+from mnist import IMAGE_SIDE, N_CLASSES, to_uint8
 from preprocess import WORK_SIDE
 
 DB_ENV = "DIGITS_USER_DB"
@@ -87,7 +87,7 @@ def original_png(image: Image.Image | np.ndarray) -> bytes:
 def input_png(image: np.ndarray) -> bytes:
     """A 28x28 network input, float in [0, 1], as an 8-bit greyscale PNG."""
     buffer = io.BytesIO()
-    Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)).save(buffer, "PNG")
+    Image.fromarray(to_uint8(image)).save(buffer, "PNG")
     return buffer.getvalue()
 
 

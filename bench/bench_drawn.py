@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if not 1 <= args.n <= len(data.test_images):
         parser.error(f"--n must be between 1 and {len(data.test_images)}, not {args.n}")
+    if args.workers < 1:
+        parser.error(f"--workers must be 1 or more, not {args.workers}")
     if args.seed < 0:
         parser.error(f"--seed must be 0 or more, not {args.seed}")
     report = run(args.model, data, args.n, args.seed, args.workers)

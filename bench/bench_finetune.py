@@ -25,8 +25,8 @@ import numpy as np
 
 from bench.styled_digits import DIGITS, styled_samples
 from evaluation import predict_proba_batched
-from finetune import FinetuneConfig, finetune, to_uint8
-from mnist import load_mnist
+from finetune import FinetuneConfig, finetune
+from mnist import load_mnist, to_uint8
 from model_loader import MODEL_PATH, load_params
 from network import Classifier
 from user_store import UserStore, original_png

@@ -6,20 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from drawn_digits import (
-    DRAWN_COUNT,
-    DRAWN_PATH,
-    DRAWN_SEED,
-    STYLES,
-    TRAIN_SOURCES,
-    draw_and_read,
-    load_drawn_training_set,
-    make_drawn_training_set,
-    with_drawn,
-)
-from mnist import DatasetError
-from train import training_data
-from trainer import TrainConfig
+from drawn_digits import DRAWN_COUNT, DRAWN_SEED, STYLES, draw_and_read, make_drawn_training_set
+from mnist import DRAWN_PATH, TRAIN_SOURCES, DatasetError, load_drawn_training_set, with_drawn
+from trainer import TrainConfig, training_data
 
 ROOT = DRAWN_PATH.parent.parent.parent
 
@@ -150,7 +139,6 @@ def test_train_py_without_the_set_stops_with_one_line_and_no_traceback(tmp_path)
     )
     assert result.returncode == 66
     assert "Traceback" not in result.stderr
-    assert "missing; run `python drawn_digits.py` to draw it again, or train with --no-drawn" in (
-        result.stderr
-    )
+    assert "missing; run `python drawn_digits.py` to draw it again" in result.stderr
+    assert "train.py --no-drawn" in result.stderr
     assert not (tmp_path / "m.pkl").exists()

@@ -19,9 +19,8 @@ from finetune import (
     mix,
     network_from_params,
     split_samples,
-    to_uint8,
 )
-from mnist import IMAGE_SIDE, N_PIXELS
+from mnist import IMAGE_SIDE, N_PIXELS, to_uint8
 from model_loader import MODEL_PATH, load_params
 from network import Classifier
 from preprocess import preprocess

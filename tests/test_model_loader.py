@@ -35,6 +35,16 @@ def test_saving_leaves_no_temporary_file_and_replaces_the_old_model(tmp_path, pa
     assert load_params(path)["sizes"] == [784, 16, 8, 10]
 
 
+def test_a_new_model_file_is_readable_by_all_and_a_replaced_one_keeps_its_mode(tmp_path, params):
+    new = save_params(params, tmp_path / "new.pkl")
+    assert new.stat().st_mode & 0o777 == 0o644
+    shared = tmp_path / "shared.pkl"
+    shared.write_bytes(b"old")
+    shared.chmod(0o664)
+    save_params(params, shared)
+    assert shared.stat().st_mode & 0o777 == 0o664
+
+
 def test_a_failed_save_keeps_the_previous_model(tmp_path, params, monkeypatch):
     path = save_params(params, tmp_path / "m.pkl")
     before = path.read_bytes()

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 import training_runner  # noqa: F401  (pages/ comes first on sys.path in AppTest; see test_pages)
 from bench.styled_digits import styled_samples
-from model_loader import MODEL_PATH
+from model_loader import MODEL_PATH, load_params
 from train import history_path
 from user_store import UserStore, original_png
 
@@ -99,6 +99,7 @@ def test_the_train_page_offers_every_setting_and_names_the_model_in_use(teach):
         "Seed",
         "Training images",
         "Augmentation",
+        "Drawn digits too",
     }
     assert [t.label for t in at.tabs] == [
         "New model",
@@ -131,6 +132,17 @@ def test_a_run_started_on_the_page_shows_its_progress_then_its_result_and_its_ow
     (run_file,) = runs.glob("*.pkl")
     assert model.read_bytes() == before, "the app's model is untouched until the user says so"
     assert run_file.read_bytes() != before
+
+
+def test_unticking_drawn_digits_trains_on_mnist_alone(teach):
+    _, _, runs = teach
+    at = page("training")
+    at.checkbox(key="tr-drawn").uncheck()
+    at = run_until_done(start_quick_training(at))
+    (done,) = at.success
+    assert "trained on 1,000 MNIST images)." in done.value
+    (run_file,) = runs.glob("*.pkl")
+    assert load_params(run_file)["config"]["drawn"] is False
 
 
 def test_use_this_model_replaces_the_apps_model_and_restore_brings_the_old_one_back(teach):

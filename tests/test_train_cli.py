@@ -1,6 +1,7 @@
 """The real `train.py` command, run as a user would, on a small subset of MNIST."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
+import train
 from bench.styled_digits import styled_samples
 from evaluation import accuracy, predict_proba_batched
 from model_loader import MODEL_PATH, load_classifier, load_params
@@ -109,7 +111,9 @@ def test_tune_prints_each_trial_a_table_of_them_and_the_best_and_writes_no_model
     proc = run_train(*TINY_SEARCH, "--output", str(out))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].endswith("on 2000 training images, scored on 200 validation images")
+    assert re.search(
+        r"on 2000 training images \+ \d{4} drawn ones, scored on 200 validation images$", lines[0]
+    )
     assert sum(line.startswith("trial ") and " -> val_acc " in line for line in lines) == 3
     header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["trial", "lr"])
     assert lines[header].split() == [
@@ -186,3 +190,12 @@ def test_finetune_with_too_few_samples_says_how_many_to_teach_and_exits_65(tmp_p
     assert proc.stderr.count("\n") == 1
     assert "at least 8" in proc.stderr
     assert not (tmp_path / "m.pkl").exists()
+
+
+def test_a_config_turns_back_into_the_flags_that_give_it():
+    config = train.config_from_args(
+        train.parse_args(["--no-drawn", "--no-augment", "--epochs", "3", "--hidden", "32"])
+    )
+    flags = train.config_to_args(config)
+    assert train.config_from_args(train.parse_args(flags)) == config
+    assert {"--no-drawn", "--no-augment"} <= set(flags)

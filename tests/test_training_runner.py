@@ -14,7 +14,7 @@ import pytest
 
 import tuning
 from finetune import FinetuneConfig, FinetuneError
-from mnist import Mnist
+from mnist import Mnist, load_drawn_training_set
 from model_loader import MODEL_PATH, ModelFileError, load_params
 from train import history_path
 from trainer import TrainConfig
@@ -33,7 +33,7 @@ from training_runner import (
 
 WAIT_S = 60
 # A tiny network on a subset: a run of a few epochs takes a fraction of a second.
-TINY = {"hidden": (16,), "augment": False, "val_size": 500, "lr": 0.1, "seed": 0}
+TINY = {"hidden": (16,), "augment": False, "drawn": False, "val_size": 500, "lr": 0.1, "seed": 0}
 
 
 @pytest.fixture(scope="module")
@@ -319,6 +319,19 @@ def test_a_file_the_app_cannot_read_is_never_installed(runner, app_model, tmp_pa
 
 
 # --- the search and fine-tuning jobs -----------------------------------------------------------
+
+
+def test_a_training_run_adds_the_drawn_digits_only_when_its_config_asks(runner, mnist):
+    drawn = load_drawn_training_set()
+    expected = np.count_nonzero(drawn["source"] < 2000)
+    cases = ((False, "on 2,000 MNIST images)."), (True, f"and {expected:,} drawn ones)."))
+    for with_drawn, summary in cases:
+        config = TrainConfig(epochs=1, **{**TINY, "drawn": with_drawn, "limit": 2000})
+        runner.start("training", training_job(config), config.to_dict())
+        state = runner.wait(WAIT_S)
+        assert state.status == "finished", state.message
+        assert summary in state.summary[0]
+        assert load_params(state.model_file)["config"]["drawn"] is with_drawn
 
 
 def test_a_search_run_reports_each_trial_as_it_ends_and_saves_no_model(runner):
