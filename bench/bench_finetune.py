@@ -21,10 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import numpy as np
 
-from bench.styled_digits import DIGITS, styled_samples
-from evaluation import predict_proba_batched
+from bench.styled_digits import DIGITS, per_digit, styled_samples
 from finetune import FinetuneConfig, finetune
 from mnist import load_mnist, to_uint8
 from model_loader import MODEL_PATH, load_params
@@ -38,13 +36,6 @@ def store_samples(store: UserStore, classifier: Classifier, n: int, seed: int) -
     predictions = classifier.predict_proba(inputs.reshape(n, -1)).argmax(axis=1)
     for drawing, image, label, predicted in zip(drawings, inputs, labels, predictions, strict=True):
         store.add(int(label), image, original_png(drawing), prediction=int(predicted))
-
-
-def per_digit(predict_proba, images: np.ndarray, labels: np.ndarray) -> dict[int, float]:
-    """Accuracy on uint8 images (n, 28, 28) overall (key -1) and for each of DIGITS."""
-    predicted = predict_proba_batched(predict_proba, images).argmax(axis=1)
-    scores = {digit: float(np.mean(predicted[labels == digit] == digit)) for digit in DIGITS}
-    return {-1: float(np.mean(predicted == labels)), **scores}
 
 
 def main(argv: list[str] | None = None) -> int:

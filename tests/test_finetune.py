@@ -8,7 +8,7 @@ app's Right / Wrong buttons store them. bench/bench_finetune.py prints the same 
 import numpy as np
 import pytest
 
-from bench.styled_digits import DIGITS, draw_styled, styled_drawings, styled_samples
+from bench.styled_digits import DIGITS, draw_styled, per_digit, styled_drawings, styled_samples
 from canvas import CANVAS_SIDE
 from evaluation import accuracy, predict_proba_batched
 from finetune import (
@@ -59,11 +59,6 @@ def held_out():
 def tuned(params, taught, mnist):
     images, labels = taught
     return finetune(params, images, labels, mnist, FinetuneConfig())
-
-
-def per_digit(predict_proba, images, labels) -> dict[int, float]:
-    predicted = predict_proba_batched(predict_proba, images).argmax(axis=1)
-    return {d: float(np.mean(predicted[labels == d] == d)) for d in DIGITS}
 
 
 # --- the styled hand ---------------------------------------------------------------------------
