@@ -195,22 +195,26 @@ def teach_buttons(reading: Reading, original, key: str) -> None:
             on_click=_save_answer,
             args=(*args, True),
         )
-        true = st.session_state.get(f"{key}-true-{reading.digit}", reading.runner_up)
+        true = st.session_state.get(f"{key}-true-{reading.digit}")
         st.button(
-            f"Wrong, it was {true}",
+            "Wrong" if true is None else f"Wrong, it was {true}",
             key=f"{key}-wrong",
             icon=":material/close:",
             on_click=_save_answer,
             args=(*args, False),
+            disabled=true is None,
+            help="Pick the right digit beside it first." if true is None else None,
         )
-        # Keyed by the prediction: a new prediction brings new choices, led by the runner-up.
+        # Keyed by the prediction, so a new prediction brings new choices; empty until the user
+        # picks, as a guessed digit would turn one stray click into a wrongly labelled sample.
         st.selectbox(
             "The right digit",
             others,
-            index=others.index(reading.runner_up),
+            index=None,
+            placeholder="It was…",
             key=f"{key}-true-{reading.digit}",
             label_visibility="collapsed",
-            width=100,
+            width=110,
         )
 
 

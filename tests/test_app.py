@@ -20,6 +20,7 @@ from app import CURRENT_INPUT, SAMPLE_KEY, TAB_KEY, TAB_MNIST, TAB_UPLOAD
 from app_logic import EMPTY_PROMPT
 from mnist import N_CLASSES, N_PIXELS
 from model_loader import MODEL_PATH, save_params
+from user_store import UserStore
 
 APP = str(ROOT / "app.py")
 # The first run imports NumPy, Pillow and Altair and reads the model; later ones are quick.
@@ -230,3 +231,25 @@ def test_a_broken_upload_gets_one_plain_error_line(app):
     (error,) = app.error
     assert error.value == "This file is not an image that can be read; use PNG or JPEG."
     assert "Prediction" not in metrics(app)
+
+
+def test_wrong_waits_for_the_right_digit_then_saves_it_as_a_sample(monkeypatch, tmp_path, mnist):
+    monkeypatch.setenv("DIGITS_USER_DB", str(tmp_path / "samples.sqlite"))
+    at = app_with_model(monkeypatch, MODEL_PATH)
+    at.run()
+    draw_on_canvas(at, drawn(mnist.test_images[0]))  # a 7, read as 7
+    wrong = at.button(key="canvas-wrong")
+    assert wrong.disabled, "no digit is guessed for the user"
+    assert wrong.label == "Wrong"
+    (pick,) = at.selectbox
+    assert pick.value is None
+    assert pick.options == [str(d) for d in range(10) if d != 7]
+
+    pick.set_value(1).run()
+    wrong = at.button(key="canvas-wrong")
+    assert (wrong.label, wrong.disabled) == ("Wrong, it was 1", False)
+    wrong.click().run()
+    assert_no_exception(at)
+    assert at.success[0].value.startswith("Saved as a 1 in your samples")
+    (sample,) = UserStore(tmp_path / "samples.sqlite").samples()
+    assert (sample.label, sample.prediction) == (1, 7)
