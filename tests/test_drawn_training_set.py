@@ -142,3 +142,10 @@ def test_train_py_without_the_set_stops_with_one_line_and_no_traceback(tmp_path)
     assert "missing; run `python drawn_digits.py` to draw it again" in result.stderr
     assert "train.py --no-drawn" in result.stderr
     assert not (tmp_path / "m.pkl").exists()
+
+
+def test_drawings_of_another_order_of_mnist_are_refused(small_set, mnist):
+    shuffled = np.random.default_rng(0).permutation(30_000)
+    images, labels = mnist.train_images[shuffled], mnist.train_labels[shuffled]
+    with pytest.raises(DatasetError, match="labels do not match these training images"):
+        with_drawn(images, labels, small_set)
