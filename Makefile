@@ -7,17 +7,25 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: app test lint bench train chromium clean
+.PHONY: app test test-fast lint bench train chromium clean
 
 app: $(VENV)/.app-installed
 	$(PY) -m streamlit run app.py
 
 test: $(VENV)/.dev-installed chromium
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 	$(PY) -m pytest
+
+# The edit-test loop: no browser, no training run as a command.
+test-fast: $(VENV)/.dev-installed
+	$(PY) -m pytest -m "not browser and not slow"
 
 lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 	$(PY) -m ruff format --check .
 
 train: $(VENV)/.app-installed

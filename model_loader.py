@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist import N_CLASSES, N_PIXELS
+from digits.data.mnist import N_CLASSES, N_PIXELS
 from network import Classifier
 
 MODEL_PATH = Path(__file__).resolve().parent / "model_params.pkl"

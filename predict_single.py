@@ -19,8 +19,8 @@ import sys
 
 import numpy as np
 
+from digits.data.preprocess import ImageError, Preprocessed, load_image, preprocess
 from model_loader import MODEL_PATH, ModelFileError, load_classifier
-from preprocess import ImageError, Preprocessed, load_image, preprocess
 
 PROG = "predict_single.py"
 EPILOG = """\

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import hashlib
-import json
 import os
 import sys
 import time
@@ -22,21 +20,22 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-import tuning
-from evaluation import accuracy, confusion_matrix, format_confusion, predict_proba_batched
-from finetune import FinetuneConfig, FinetuneError, finetune
+from digits.app.user_store import StoreError, UserStore, default_path
+from digits.data.mnist import DATA_DIR, DRAWN_PATH, DatasetError, load_mnist
+from digits.training import tuning
+from digits.training.checkpoint import history_path, save_model
+from digits.training.evaluation import (
+    accuracy,
+    confusion_matrix,
+    format_confusion,
+    predict_proba_batched,
+)
+from digits.training.finetune import FinetuneConfig, FinetuneError, finetune
+from digits.training.trainer import TrainConfig, fit, training_data
 from layers import ACTIVATIONS
-from mnist import DATA_DIR, DRAWN_PATH, DatasetError, load_mnist
-from model_loader import MODEL_PATH, ModelFileError, atomic_write_bytes, load_params, save_params
+from model_loader import MODEL_PATH, ModelFileError, load_params
 from optimizers import OPTIMIZERS
 from schedules import SCHEDULES
-from trainer import EpochRecord, TrainConfig, fit, training_data
-from user_store import StoreError, UserStore, default_path
-
-
-def history_path(model_path: Path) -> Path:
-    """Where the per-epoch history of a model file lives: beside it, same stem, .json."""
-    return model_path.with_name(model_path.stem + "_history.json")
 
 
 def positive_int(text: str) -> int:
@@ -196,24 +195,6 @@ def config_to_args(config: TrainConfig) -> list[str]:
     if config.drawn != d.drawn:
         flags.append("--drawn" if config.drawn else "--no-drawn")
     return flags
-
-
-def save_model(
-    params: dict, history: list[EpochRecord], config: dict, output: Path, **metadata
-) -> Path:
-    """Write exported `params` with metadata to `output` and the history beside it; its path."""
-    params = {
-        **params,
-        **metadata,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "config": config,
-        "numpy_version": np.__version__,
-    }
-    save_params(params, output)
-    history_file = history_path(output)
-    history_json = {"config": config, "epochs": [asdict(r) for r in history]}
-    atomic_write_bytes(history_file, json.dumps(history_json, indent=1).encode())
-    return history_file
 
 
 def progress_callbacks(n_images: int, epochs: int, disable: bool):

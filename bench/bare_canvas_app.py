@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from canvas import BACKGROUND_COLOUR, CANVAS_SIDE, DEFAULT_PEN_WIDTH, INK_COLOUR
+from digits.data.pad import BACKGROUND_COLOUR, CANVAS_SIDE, DEFAULT_PEN_WIDTH, INK_COLOUR
 
 INK_LABEL = "Ink"
 

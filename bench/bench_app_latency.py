@@ -29,8 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np
-from playwright.sync_api import sync_playwright
-from test_browser import (
+from helpers.browser import (
     ASPECT,
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -42,9 +41,10 @@ from test_browser import (
     press_clear,
     streamlit_server,
 )
+from playwright.sync_api import sync_playwright
 
-from app_logic import EMPTY_PROMPT
-from canvas import CANVAS_SIDE
+from digits.app.logic import EMPTY_PROMPT
+from digits.data.pad import CANVAS_SIDE
 
 LOGS = ROOT / "artifacts"
 BARE_APP = "bench/bare_canvas_app.py"

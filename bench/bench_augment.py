@@ -14,9 +14,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
-import augment
-from augment import AugmentConfig, augment_batch, stroke_thickness, warp_affine
-from mnist import load_mnist, to_input
+from digits.data import augment
+from digits.data.augment import AugmentConfig, augment_batch, stroke_thickness, warp_affine
+from digits.data.mnist import load_mnist, to_input
 
 TRAINER_CHUNK = 2048  # trainer.py augments this many shuffled images per call
 

@@ -23,12 +23,12 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 
-from drawn_digits import STYLES, drawn_test_set
-from evaluation import accuracy, predict_proba_batched
-from mnist import DatasetError, Mnist, load_mnist
+from digits.data.drawn_digits import STYLES, drawn_test_set
+from digits.data.mnist import DatasetError, Mnist, load_mnist
+from digits.data.preprocess import naive_preprocess, preprocess
+from digits.training.evaluation import accuracy, predict_proba_batched
 from model_loader import MODEL_PATH, ModelFileError, load_classifier
 from network import Classifier
-from preprocess import naive_preprocess, preprocess
 
 # The reference row: the stored MNIST digits themselves, fed to both pipelines.
 STORED = "mnist as stored"

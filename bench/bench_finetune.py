@@ -22,12 +22,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-from bench.styled_digits import DIGITS, per_digit, styled_samples
-from finetune import FinetuneConfig, finetune
-from mnist import load_mnist, to_uint8
+from digits.app.user_store import UserStore, original_png
+from digits.data.mnist import load_mnist, to_uint8
+from digits.data.styled_digits import DIGITS, styled_samples
+from digits.training.evaluation import per_digit
+from digits.training.finetune import FinetuneConfig, finetune
 from model_loader import MODEL_PATH, load_params
 from network import Classifier
-from user_store import UserStore, original_png
 
 
 def store_samples(store: UserStore, classifier: Classifier, n: int, seed: int) -> None:
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     digits = "  ".join(f"{'styled ' + str(d):>9}" for d in DIGITS)
     print(f"{'':>6}  {'MNIST test':>10}  {'styled, all':>11}  {digits}")
     for name, predict_proba, on_mnist in rows:
-        scores = per_digit(predict_proba, heldout, heldout_labels)
+        scores = per_digit(predict_proba, heldout, heldout_labels, DIGITS)
         cells = "  ".join(f"{scores[d]:>9.1%}" for d in DIGITS)
         print(f"{name:>6}  {on_mnist:>10.2%}  {scores[-1]:>11.1%}  {cells}")
     print(f"styled = {len(heldout_labels)} drawings with seed {args.seed + 1}, never trained on")

@@ -19,11 +19,11 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 
-from drawn_digits import drawn_test_set
-from evaluation import predict_proba_batched
-from mnist import load_mnist, to_input
+from digits.data.drawn_digits import drawn_test_set
+from digits.data.mnist import load_mnist, to_input
+from digits.data.preprocess import preprocess
+from digits.training.evaluation import predict_proba_batched
 from model_loader import load_classifier
-from preprocess import preprocess
 
 
 def median_ms(fn, inputs, repeats: int) -> float:

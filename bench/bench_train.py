@@ -33,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from mnist import N_CLASSES, N_PIXELS, load_mnist, to_input
+from digits.data.mnist import N_CLASSES, N_PIXELS, load_mnist, to_input
+from digits.training.trainer import TrainConfig, fit
 from optimizers import SGD
-from trainer import TrainConfig, fit
 
 SIZES = (N_PIXELS, 128, 64, N_CLASSES)
 

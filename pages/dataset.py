@@ -6,9 +6,9 @@ import altair as alt
 import numpy as np
 import streamlit as st
 
-import insights
-from app import OTHER_COLOUR, TOP_COLOUR
-from mnist import DATA_DIR, DatasetError, load_mnist
+from digits.app import insights
+from digits.data.mnist import DATA_DIR, DatasetError, load_mnist
+from pages.shared import OTHER_COLOUR, TOP_COLOUR
 
 PER_CLASS = 10
 SAMPLE_SEED = 0

@@ -5,9 +5,9 @@ from __future__ import annotations
 import altair as alt
 import streamlit as st
 
-import insights
-from app import OTHER_COLOUR, TOP_COLOUR, model_path
-from train import history_path
+from digits.app import insights
+from digits.training.checkpoint import history_path
+from pages.shared import OTHER_COLOUR, TOP_COLOUR, model_path
 
 # Streamlit fits a chart's legend and axes into this height as well as its plot.
 CHART_HEIGHT = 340

@@ -6,10 +6,10 @@ import altair as alt
 import numpy as np
 import streamlit as st
 
-import insights
-from app import CURRENT_INPUT, OTHER_COLOUR, TOP_COLOUR, classifier_or_stop, draw_page
-from app_logic import enlarge, read_digit
-from mnist import IMAGE_SIDE
+from digits.app import insights
+from digits.app.logic import enlarge, read_digit
+from digits.data.mnist import IMAGE_SIDE
+from pages.shared import CURRENT_INPUT, DRAW_PAGE, OTHER_COLOUR, TOP_COLOUR, classifier_or_stop
 
 # The input is shown at 4x (112 px); each unit's weight image at 3x (84 px), six across a
 # desktop column and four across a phone.
@@ -93,7 +93,7 @@ if current is None or not current.preprocessed.has_digit:
         st.warning(current.preprocessed.reason)
     st.info("Draw a digit on the main page first, then come back here to look inside.")
     st.page_link(
-        st.Page(draw_page, default=True), label="Go to the drawing pad", icon=":material/draw:"
+        st.Page(DRAW_PAGE, default=True), label="Go to the drawing pad", icon=":material/draw:"
     )
     st.stop()
 

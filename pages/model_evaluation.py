@@ -7,10 +7,10 @@ import numpy as np
 import streamlit as st
 from PIL import ImageColor
 
-import insights
-from app import TOP_COLOUR, classifier_or_stop, mnist_test_set, model_path
-from mnist import N_CLASSES, DatasetError
+from digits.app import insights
+from digits.data.mnist import N_CLASSES, DatasetError
 from network import Classifier
+from pages.shared import TOP_COLOUR, classifier_or_stop, mnist_test_set, model_path
 
 # Mistakes are shown at 3x (84 px), sample predictions at 2x (56 px): both wrap on a phone.
 MISTAKE_SCALE, SAMPLE_SCALE = 3, 2

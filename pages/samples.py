@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_logic import enlarge
-from mnist import N_CLASSES
-from user_store import StoreError, UserStore
+from digits.app.logic import enlarge
+from digits.app.user_store import StoreError, UserStore
+from digits.data.mnist import N_CLASSES
 
 # Each 28x28 input is shown three times larger, pixels kept square: 84 px, a row of 7 on a phone.
 TILE_SCALE = 3

@@ -16,14 +16,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import tuning
-from app import model_path
-from finetune import MIN_SAMPLES, FinetuneConfig
-from layers import ACTIVATIONS
-from model_loader import ModelFileError, load_params
-from optimizers import OPTIMIZERS
-from trainer import TrainConfig
-from training_runner import (
+from digits.app.training_runner import (
     RunnerError,
     RunState,
     TrainingRunner,
@@ -32,7 +25,14 @@ from training_runner import (
     training_job,
     tuning_job,
 )
-from user_store import StoreError, UserStore
+from digits.app.user_store import StoreError, UserStore
+from digits.training import tuning
+from digits.training.finetune import MIN_SAMPLES, FinetuneConfig
+from digits.training.trainer import TrainConfig
+from layers import ACTIVATIONS
+from model_loader import ModelFileError, load_params
+from optimizers import OPTIMIZERS
+from pages.shared import model_path
 
 # How often the live panel asks the runner for news while a run is under way.
 POLL_SECONDS = 0.5

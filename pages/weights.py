@@ -6,10 +6,10 @@ import altair as alt
 import numpy as np
 import streamlit as st
 
-import insights
-from app import OTHER_COLOUR, classifier_or_stop, model_path
-from mnist import IMAGE_SIDE
+from digits.app import insights
+from digits.data.mnist import IMAGE_SIDE
 from network import Classifier
+from pages.shared import OTHER_COLOUR, classifier_or_stop, model_path
 
 # 16 units across, as many rows as it takes: 8 rows for 128 units.
 GRID_COLUMNS = 16

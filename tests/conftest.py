@@ -1,4 +1,4 @@
-"""Shared fixtures: the project root on sys.path, and MNIST loaded once per test session."""
+"""Shared fixtures: the project root on sys.path, MNIST loaded once, headless Chromium."""
 
 import sys
 from pathlib import Path
@@ -11,6 +11,18 @@ sys.path.insert(0, str(ROOT))
 
 @pytest.fixture(scope="session")
 def mnist():
-    from mnist import load_mnist
+    from digits.data.mnist import load_mnist
 
     return load_mnist()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium, one per test module."""
+    from helpers.browser import launch_chromium
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()

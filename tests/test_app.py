@@ -16,11 +16,11 @@ from conftest import ROOT
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from app import CURRENT_INPUT, SAMPLE_KEY, TAB_KEY, TAB_MNIST, TAB_UPLOAD
-from app_logic import EMPTY_PROMPT
-from mnist import N_CLASSES, N_PIXELS
+from digits.app.logic import EMPTY_PROMPT
+from digits.app.user_store import UserStore
+from digits.data.mnist import N_CLASSES, N_PIXELS
 from model_loader import MODEL_PATH, save_params
-from user_store import UserStore
+from pages.shared import CURRENT_INPUT, SAMPLE_KEY, TAB_KEY, TAB_MNIST, TAB_UPLOAD
 
 APP = str(ROOT / "app.py")
 # The first run imports NumPy, Pillow and Altair and reads the model; later ones are quick.

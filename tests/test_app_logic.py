@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app_logic import (
+from digits.app.logic import (
     LOW_CONFIDENCE,
     MNIST_STAGE,
     NETWORK_VIEW_SCALE,
@@ -18,8 +18,8 @@ from app_logic import (
     read_digit,
     stage_gallery,
 )
-from mnist import IMAGE_SIDE, N_CLASSES
-from preprocess import Preprocessed, preprocess
+from digits.data.mnist import IMAGE_SIDE, N_CLASSES
+from digits.data.preprocess import Preprocessed, preprocess
 
 
 def probabilities(top_digit: int, top: float, second_digit: int | None = None) -> np.ndarray:

@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from augment import (
+from digits.data.augment import (
     CHUNK,
     AugmentConfig,
     augment_batch,

@@ -1,187 +1,28 @@
-"""The real app in headless Chromium: digits drawn with the mouse are read, Clear empties the pad.
-
-Runs `streamlit run app.py` on a free port and drives Debian's /usr/bin/chromium through
-Playwright, on a desktop and on a phone-size screen. Screenshots go to artifacts/screenshots/.
-"""
-
-from __future__ import annotations
+"""The drawing page in a real browser: draw with the mouse, read the digit, clear, upload."""
 
 import io
-import math
-import os
-import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
+from helpers.browser import (
+    DESKTOP,
+    DESKTOP_DRAWINGS,
+    ONE_DIGIT,
+    PHONE,
+    PHONE_DRAWINGS,
+    SCREENSHOTS,
+    TALL_PAGE,
+    UPDATE_TIMEOUT_MS,
+    check_drawings,
+    draw_digit,
+    open_app,
+    prediction,
+    streamlit_server,
+    wait_for_images,
+)
 from PIL import Image
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from app_logic import EMPTY_PROMPT
 from model_loader import MODEL_PATH
-
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SCREENSHOTS = ROOT / "artifacts" / "screenshots"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
-TALL_PAGE = 2000
-SERVER_START_TIMEOUT = 30.0
-# Generous: the first prediction also loads the model, and CI machines can be slow.
-UPDATE_TIMEOUT_MS = 15_000
-
-# Digits as pen strokes in a unit box (x right, y down), each stroke a polyline drawn without
-# lifting the mouse; all are single strokes, so a drawing is finished at its only mouse-up.
-_ZERO = [
-    (0.5 + 0.42 * math.sin(2 * math.pi * i / 24), 0.5 - 0.5 * math.cos(2 * math.pi * i / 24))
-    for i in range(25)
-]
-DIGIT_STROKES: dict[int, list[list[tuple[float, float]]]] = {
-    0: [_ZERO],
-    1: [[(0.6, 0.0), (0.45, 1.0)]],
-    7: [[(0.05, 0.05), (0.95, 0.05), (0.65, 0.45), (0.4, 1.0)]],
-}
-# (digit, left, top, height) in canvas pixels: different sizes and places on the 280 px pad.
-DESKTOP_DRAWINGS = [(1, 110, 40, 200), (7, 20, 15, 140), (0, 150, 150, 110)]
-PHONE_DRAWINGS = [(7, 60, 60, 180), (0, 40, 30, 120)]
-# The toolbar slides out of the way 0.1 s after hover starts and takes 0.1 s to do so.
-HOVER_SETTLE_MS = 300
-# Even then the toolbar's padding overlaps the canvas's top 4 px, so no stroke starts there.
-TOP_MARGIN = 8
-POLL_MS = 20
-ONE_DIGIT = re.compile(r"^[0-9]$")
-# A digit's width as a fraction of its height, as people draw them.
-ASPECT = 0.7
-
-pytestmark = pytest.mark.browser
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def streamlit_server(script: str, log: Path, env: dict | None = None) -> Iterator[tuple]:
-    """Run `streamlit run script` headless on a free port; yields (url, process), stops it after."""
-    port = free_port()
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
-             "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url, process, log)
-        yield url, process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
-    """Return once the server answers its health check; raise if it exits or takes too long."""
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"streamlit did not answer in {SERVER_START_TIMEOUT} s:\n{log.read_text()}")
-
-
-def launch_chromium(playwright):
-    """Debian's Chromium, headless; skips the test when it is not installed."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing; install Debian's chromium to run the browser tests")
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-
-
-def draw_digit(page, digit: int, left: float, top: float, height: float) -> None:
-    """Draw `digit` with the mouse, its box at (left, top) on the canvas and `height` px tall."""
-    canvas = page.locator("canvas.upper-canvas")
-    box = canvas.bounding_box()
-    width = height * ASPECT
-    for stroke in DIGIT_STROKES[digit]:
-        points = [(box["x"] + left + x * width, box["y"] + top + y * height) for x, y in stroke]
-        page.mouse.move(*points[0])
-        # Like a hand, rest on the canvas before pressing: until the pointer has hovered for
-        # a moment, the component's hidden toolbar still covers the canvas's top-right corner.
-        page.wait_for_timeout(HOVER_SETTLE_MS)
-        page.mouse.down()
-        for point in points[1:]:
-            page.mouse.move(*point, steps=6)
-        page.mouse.up()
-
-
-def prediction(page):
-    """The locator of the value of the visible metric labelled "Prediction".
-
-    Visible only: an inactive tab can keep its last reading in the page, hidden.
-    """
-    metric = page.get_by_test_id("stMetric").filter(has_text="Prediction", visible=True)
-    return metric.get_by_test_id("stMetricValue")
-
-
-def canvas_ink(page) -> int:
-    """The brightest red value in the pad's drawing layer (0 when nothing is drawn)."""
-    # The component lives in a shadow root, which locators pierce and querySelector does not.
-    return page.locator("canvas.dc-canvas.lower-canvas").evaluate(
-        """c => {
-            const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-            let most = 0;
-            for (let i = 0; i < d.length; i += 4) most = Math.max(most, d[i]);
-            return most;
-        }"""
-    )
-
-
-def press_clear(page) -> None:
-    """Press Clear and wait until the emptied canvas has replaced the old one, in its place."""
-    canvas = page.locator("canvas.upper-canvas")
-    old, place = canvas.element_handle(), canvas.bounding_box()
-    page.get_by_role("button", name="Clear").click()
-    page.wait_for_function("canvas => !canvas.isConnected", arg=old, timeout=UPDATE_TIMEOUT_MS)
-    # For a moment the new canvas can sit below the old one's leftover space; wait that out.
-    deadline = time.monotonic() + UPDATE_TIMEOUT_MS / 1000
-    while canvas.bounding_box() != place:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the new canvas is at {canvas.bounding_box()}, not at {place}")
-        page.wait_for_timeout(POLL_MS)
-
-
-def clear(page) -> None:
-    """Press Clear and check that the prediction has gone and the prompt is back."""
-    press_clear(page)
-    expect(page.get_by_text(EMPTY_PROMPT, exact=True)).to_be_visible(timeout=UPDATE_TIMEOUT_MS)
-    expect(prediction(page)).to_have_count(0)
 
 
 @pytest.fixture(scope="module")
@@ -190,44 +31,6 @@ def app_url():
     # The committed model, whatever DIGITS_MODEL the shell running the tests may have set.
     with streamlit_server("app.py", log, env={"DIGITS_MODEL": str(MODEL_PATH)}) as (url, _):
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
-
-
-def open_app(browser, url: str, viewport: dict, scale: float = 1):
-    """A fresh page on the app, waited on until the empty pad and its prompt are shown."""
-    page = browser.new_page(viewport=viewport, device_scale_factor=scale)
-    page.goto(url)
-    page.locator("canvas.upper-canvas").wait_for(timeout=UPDATE_TIMEOUT_MS)
-    expect(page.get_by_text(EMPTY_PROMPT, exact=True)).to_be_visible(timeout=UPDATE_TIMEOUT_MS)
-    return page
-
-
-def wait_for_images(page) -> None:
-    """Wait until every image on the page has loaded, so a screenshot shows them."""
-    page.wait_for_function(
-        "() => [...document.images].every(img => img.complete && img.naturalWidth > 0)"
-    )
-
-
-def check_drawings(page, drawings: list[tuple], name: str) -> None:
-    """Draw each digit on a cleared pad and check the prediction; screenshot each result."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for digit, left, top, height in drawings:
-        draw_digit(page, digit, left, top, height)
-        expect(prediction(page)).to_have_text(str(digit), timeout=UPDATE_TIMEOUT_MS)
-        page.mouse.move(0, 0)  # away from the canvas, so its hover toolbar hides
-        wait_for_images(page)
-        page.screenshot(path=SCREENSHOTS / f"{name}_{digit}.png")
-        assert canvas_ink(page) > 0, "the drawing is not on the canvas"
-        clear(page)
-        assert canvas_ink(page) == 0, "Clear left ink on the canvas"
 
 
 def test_desktop_reads_drawn_digits_and_clear_empties_the_pad(browser, app_url):

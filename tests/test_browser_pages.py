@@ -11,8 +11,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
-from test_browser import (
+from helpers.browser import (
     DESKTOP,
     PHONE,
     POLL_MS,
@@ -25,6 +24,7 @@ from test_browser import (
     streamlit_server,
     wait_for_images,
 )
+from playwright.sync_api import expect, sync_playwright
 
 from model_loader import MODEL_PATH
 

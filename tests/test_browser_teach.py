@@ -11,25 +11,24 @@ import re
 import shutil
 
 import pytest
-from playwright.sync_api import expect
-from test_browser import (
+from helpers.browser import (
     ASPECT,
     DESKTOP,
     HOVER_SETTLE_MS,
     SCREENSHOTS,
     TALL_PAGE,
     UPDATE_TIMEOUT_MS,
-    browser,  # noqa: F401  (the module-scoped Chromium fixture)
     draw_digit,
     open_app,
     prediction,
     streamlit_server,
     wait_for_images,
 )
+from playwright.sync_api import expect
 
-from bench.styled_digits import STROKES, styled_samples
+from digits.app.user_store import UserStore, original_png
+from digits.data.styled_digits import STROKES, styled_samples
 from model_loader import MODEL_PATH
-from user_store import UserStore, original_png
 
 pytestmark = pytest.mark.browser
 
@@ -93,7 +92,7 @@ def draw_slashed_zero(page, where: tuple[float, float, float], read_as: str) -> 
         expect(prediction(page)).to_have_text(reading, timeout=UPDATE_TIMEOUT_MS)
 
 
-def test_a_correction_drawn_in_the_browser_becomes_a_sample(browser, teach_server):  # noqa: F811
+def test_a_correction_drawn_in_the_browser_becomes_a_sample(browser, teach_server):
     url, _, db, _ = teach_server
     page = open_app(browser, url, DESKTOP)
     draw_digit(page, 7, 20, 15, 200)
@@ -129,7 +128,7 @@ def test_a_correction_drawn_in_the_browser_becomes_a_sample(browser, teach_serve
 
 
 def test_the_train_page_shows_a_run_live_stops_it_and_uses_its_model(
-    browser,  # noqa: F811
+    browser,
     teach_server,
 ):
     url, model, _, runs = teach_server
@@ -179,7 +178,7 @@ def test_the_train_page_shows_a_run_live_stops_it_and_uses_its_model(
 
 
 def test_a_correction_and_fine_tuning_teach_the_app_to_read_a_slashed_zero(
-    browser,  # noqa: F811
+    browser,
     teach_server,
 ):
     url, model, db, _ = teach_server

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from drawn_digits import (
+from digits.data.drawn_digits import (
     CANVAS_SIDE,
     HEIGHT_FRACTION,
     INK_LEVEL,
@@ -17,7 +17,7 @@ from drawn_digits import (
     render,
     skeletonize,
 )
-from mnist import IMAGE_SIDE
+from digits.data.mnist import IMAGE_SIDE
 
 # 4- and 8-neighbour offsets for counting connected pieces of a mask.
 FOUR = ((-1, 0), (1, 0), (0, -1), (0, 1))
@@ -198,7 +198,7 @@ def test_with_the_committed_model_the_product_reads_canvas_drawings_better_than_
     model_loader = pytest.importorskip("model_loader")
     if not model_loader.MODEL_PATH.exists():
         pytest.skip("no trained model_params.pkl")
-    from preprocess import naive_preprocess, preprocess
+    from digits.data.preprocess import naive_preprocess, preprocess
 
     classifier = model_loader.load_classifier()
     count = 100

@@ -6,9 +6,21 @@ import sys
 import numpy as np
 import pytest
 
-from drawn_digits import DRAWN_COUNT, DRAWN_SEED, STYLES, draw_and_read, make_drawn_training_set
-from mnist import DRAWN_PATH, TRAIN_SOURCES, DatasetError, load_drawn_training_set, with_drawn
-from trainer import TrainConfig, training_data
+from digits.data.drawn_digits import (
+    DRAWN_COUNT,
+    DRAWN_SEED,
+    STYLES,
+    draw_and_read,
+    make_drawn_training_set,
+)
+from digits.data.mnist import (
+    DRAWN_PATH,
+    TRAIN_SOURCES,
+    DatasetError,
+    load_drawn_training_set,
+    with_drawn,
+)
+from digits.training.trainer import TrainConfig, training_data
 
 ROOT = DRAWN_PATH.parent.parent.parent
 

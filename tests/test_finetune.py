@@ -8,10 +8,18 @@ app's Right / Wrong buttons store them. bench/bench_finetune.py prints the same 
 import numpy as np
 import pytest
 
-from bench.styled_digits import DIGITS, draw_styled, per_digit, styled_drawings, styled_samples
-from canvas import CANVAS_SIDE
-from evaluation import accuracy, predict_proba_batched
-from finetune import (
+from digits.app.user_store import UserStore, original_png
+from digits.data.mnist import IMAGE_SIDE, N_PIXELS, to_uint8
+from digits.data.pad import CANVAS_SIDE
+from digits.data.preprocess import preprocess
+from digits.data.styled_digits import (
+    DIGITS,
+    draw_styled,
+    styled_drawings,
+    styled_samples,
+)
+from digits.training.evaluation import accuracy, per_digit, predict_proba_batched
+from digits.training.finetune import (
     MIN_SAMPLES,
     FinetuneConfig,
     FinetuneError,
@@ -20,11 +28,8 @@ from finetune import (
     network_from_params,
     split_samples,
 )
-from mnist import IMAGE_SIDE, N_PIXELS, to_uint8
 from model_loader import MODEL_PATH, load_params
 from network import Classifier
-from preprocess import preprocess
-from user_store import UserStore, original_png
 
 # What the user teaches, and the drawings of the same hand, never trained on, it is scored on.
 TAUGHT = 36
@@ -95,7 +100,7 @@ def test_the_app_preprocessing_finds_a_digit_in_every_styled_drawing():
 def test_the_shipped_model_misreads_the_slashed_zero_before_fine_tuning(params, held_out):
     # The premise of the fine-tuning test: if a new model reads this hand already, the test
     # below proves nothing and the hand must be made harder.
-    scores = per_digit(Classifier(params).predict_proba, *held_out)
+    scores = per_digit(Classifier(params).predict_proba, *held_out, DIGITS)
     assert scores[0] < 0.5, scores
 
 
@@ -106,8 +111,8 @@ def test_fine_tuning_on_a_few_dozen_styled_samples_reads_that_hand_and_keeps_mni
     params, tuned, held_out
 ):
     network, _, report = tuned
-    before = per_digit(Classifier(params).predict_proba, *held_out)
-    after = per_digit(network.predict_proba, *held_out)
+    before = per_digit(Classifier(params).predict_proba, *held_out, DIGITS)
+    after = per_digit(network.predict_proba, *held_out, DIGITS)
     assert after[0] >= 0.9, (before, after)
     assert after[0] - before[0] >= 0.5, (before, after)
     assert all(after[d] >= min(before[d], 0.95) for d in DIGITS), (before, after)

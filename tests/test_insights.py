@@ -6,8 +6,8 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-import insights
-from mnist import IMAGE_SIDE, N_CLASSES, N_PIXELS, Mnist
+from digits.app import insights
+from digits.data.mnist import IMAGE_SIDE, N_CLASSES, N_PIXELS, Mnist
 from model_loader import load_classifier, load_params
 from network import Classifier
 
@@ -369,8 +369,8 @@ def test_a_history_file_gives_its_config_and_one_row_per_epoch(tmp_path):
 
 
 def test_the_shipped_models_history_parses():
+    from digits.training.checkpoint import history_path
     from model_loader import MODEL_PATH
-    from train import history_path
 
     history = insights.read_history(history_path(MODEL_PATH))
     assert history is not None

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers.gradcheck import TOLERANCE, numeric_grad, rel_error
 
 from layers import (
     MSE,
@@ -17,29 +18,6 @@ from layers import (
     softmax,
     xavier_init,
 )
-
-TOLERANCE = 1e-6
-
-
-def rel_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
-    """Relative error ||a - n|| / (||a|| + ||n||), the CS231n-style gradient-check report."""
-    denom = np.linalg.norm(analytic) + np.linalg.norm(numeric)
-    return float(np.linalg.norm(analytic - numeric) / max(denom, 1e-300))
-
-
-def numeric_grad(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Central-difference gradient of the scalar f() with respect to x, perturbed in place."""
-    grad = np.zeros_like(x)
-    flat, gflat = x.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        plus = f()
-        flat[i] = old - eps
-        minus = f()
-        flat[i] = old
-        gflat[i] = (plus - minus) / (2 * eps)
-    return grad
 
 
 def check_layer(make_layer, x: np.ndarray, rng: np.random.Generator) -> dict[str, float]:

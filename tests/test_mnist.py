@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import mnist
-from mnist import DATA_DIR, DatasetError, find_file, load_mnist, read_idx
+from digits.data import mnist
+from digits.data.mnist import DATA_DIR, DatasetError, find_file, load_mnist, read_idx
 
 NAMES = list(mnist.SHA256)
 TRAIN_LABEL_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from test_layers import TOLERANCE, numeric_grad, rel_error
+from helpers.gradcheck import TOLERANCE, numeric_grad, rel_error
 
 from network import MLP, Classifier
 

@@ -13,14 +13,13 @@ import pytest
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
-import evaluation  # noqa: F401  (see the module docstring)
-import insights
-from app import CURRENT_INPUT
-from app_logic import CurrentInput, mnist_input
-from mnist import N_CLASSES, N_PIXELS
+from digits.app import insights
+from digits.app.logic import CurrentInput, mnist_input
+from digits.data.mnist import N_CLASSES, N_PIXELS
+from digits.data.preprocess import Preprocessed
+from digits.training.checkpoint import history_path
 from model_loader import MODEL_PATH, load_classifier, load_params, save_params
-from preprocess import Preprocessed
-from train import history_path
+from pages.shared import CURRENT_INPUT
 
 TIMEOUT = 60
 

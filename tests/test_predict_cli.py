@@ -15,8 +15,8 @@ import pytest
 from conftest import ROOT
 from PIL import Image
 
+from digits.data.preprocess import load_image, preprocess
 from model_loader import load_classifier
-from preprocess import load_image, preprocess
 
 LINE = re.compile(
     r"^(?P<path>\S+): (?P<digit>\d) \(\d+\.\d%\)  next: \d \(\d+\.\d%\), \d \(\d+\.\d%\)$"

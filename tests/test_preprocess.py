@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFilter
 
-import preprocess
-from mnist import DATA_DIR, IMAGE_SIDE, N_PIXELS, find_file, read_idx
-from preprocess import (
+from digits.data import preprocess
+from digits.data.mnist import DATA_DIR, IMAGE_SIDE, N_PIXELS, find_file, read_idx
+from digits.data.preprocess import (
     FIT_SIDE,
     MNIST_STROKE_WIDTH,
     STROKE_SIDE,

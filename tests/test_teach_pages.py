@@ -13,11 +13,10 @@ import pytest
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
-import training_runner  # noqa: F401  (pages/ comes first on sys.path in AppTest; see test_pages)
-from bench.styled_digits import styled_samples
+from digits.app.user_store import UserStore, original_png
+from digits.data.styled_digits import styled_samples
+from digits.training.checkpoint import history_path
 from model_loader import MODEL_PATH, load_params
-from train import history_path
-from user_store import UserStore, original_png
 
 TIMEOUT = 60
 RUN_TIMEOUT_S = 120

@@ -10,11 +10,11 @@ import pytest
 from conftest import ROOT
 
 import train
-from bench.styled_digits import styled_samples
-from evaluation import accuracy, predict_proba_batched
+from digits.app.user_store import UserStore, original_png
+from digits.data.styled_digits import styled_samples
+from digits.training.checkpoint import history_path
+from digits.training.evaluation import accuracy, predict_proba_batched
 from model_loader import MODEL_PATH, load_classifier, load_params
-from train import history_path
-from user_store import UserStore, original_png
 
 QUICK = ["--epochs", "1", "--limit", "10000", "--no-augment", "--no-progress"]
 

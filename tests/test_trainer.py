@@ -5,8 +5,15 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from mnist import to_input
-from trainer import CHUNK, TrainConfig, fit, iterate_batches, make_schedule, split_train_val
+from digits.data.mnist import to_input
+from digits.training.trainer import (
+    CHUNK,
+    TrainConfig,
+    fit,
+    iterate_batches,
+    make_schedule,
+    split_train_val,
+)
 
 
 @pytest.fixture(scope="module")

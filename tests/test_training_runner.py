@@ -12,13 +12,7 @@ import time
 import numpy as np
 import pytest
 
-import tuning
-from finetune import FinetuneConfig, FinetuneError
-from mnist import Mnist, load_drawn_training_set
-from model_loader import MODEL_PATH, ModelFileError, load_params
-from train import history_path
-from trainer import TrainConfig
-from training_runner import (
+from digits.app.training_runner import (
     PREVIOUS,
     Outcome,
     RunnerError,
@@ -30,6 +24,12 @@ from training_runner import (
     training_job,
     tuning_job,
 )
+from digits.data.mnist import Mnist, load_drawn_training_set
+from digits.training import tuning
+from digits.training.checkpoint import history_path
+from digits.training.finetune import FinetuneConfig, FinetuneError
+from digits.training.trainer import TrainConfig
+from model_loader import MODEL_PATH, ModelFileError, load_params
 
 WAIT_S = 60
 # A tiny network on a subset: a run of a few epochs takes a fraction of a second.

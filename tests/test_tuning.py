@@ -6,10 +6,10 @@ import itertools
 import numpy as np
 import pytest
 
-import tuning
-from mnist import Mnist
-from trainer import TrainConfig, fit, split_train_val
-from training_runner import TrainingRunner, tuning_job
+from digits.app.training_runner import TrainingRunner, tuning_job
+from digits.data.mnist import Mnist
+from digits.training import tuning
+from digits.training.trainer import TrainConfig, fit, split_train_val
 
 BASE = TrainConfig(hidden=(16,), augment=False, val_size=500, seed=0)
 

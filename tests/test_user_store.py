@@ -14,8 +14,7 @@ import pytest
 from conftest import ROOT
 from PIL import Image
 
-from mnist import IMAGE_SIDE
-from user_store import (
+from digits.app.user_store import (
     APPLICATION_ID,
     CSV_COLUMNS,
     DB_ENV,
@@ -26,6 +25,7 @@ from user_store import (
     default_path,
     original_png,
 )
+from digits.data.mnist import IMAGE_SIDE
 
 # Writers that answer at the same moment, and how many answers each gives.
 WRITERS = 6
@@ -190,7 +190,7 @@ import sys, time
 from pathlib import Path
 import numpy as np
 sys.path.insert(0, sys.argv[1])
-from user_store import UserStore
+from digits.app.user_store import UserStore
 path, go, w, n = Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 while not go.exists():
     time.sleep(0.005)

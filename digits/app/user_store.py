@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mnist import IMAGE_SIDE, N_CLASSES, to_uint8
-from preprocess import WORK_SIDE
+from digits import PROJECT_ROOT
+from digits.data.mnist import IMAGE_SIDE, N_CLASSES, to_uint8
+from digits.data.preprocess import WORK_SIDE
 
 DB_ENV = "DIGITS_USER_DB"
-DEFAULT_PATH = Path(__file__).resolve().parent / "data" / "user" / "samples.sqlite"
+DEFAULT_PATH = PROJECT_ROOT / "data" / "user" / "samples.sqlite"
 # Written into the SQLite header, so a database of another program is never taken for ours.
 APPLICATION_ID = 0x44474954  # "DGIT"
 SCHEMA_VERSION = 1

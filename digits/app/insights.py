@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evaluation import confusion_matrix, predict_proba_batched
+from digits.data.mnist import IMAGE_SIDE, N_CLASSES, Mnist
+from digits.training.evaluation import confusion_matrix, predict_proba_batched
 from layers import ACTIVATIONS
-from mnist import IMAGE_SIDE, N_CLASSES, Mnist
 from network import Classifier
 
 # Diverging colours for weights (ColorBrewer RdBu ends and its near-white middle): red pixels

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaluation import accuracy, predict_proba_batched
-from mnist import Mnist, to_uint8
+from digits.data.mnist import Mnist, to_uint8
+from digits.training.evaluation import accuracy, predict_proba_batched
+from digits.training.trainer import EpochRecord, TrainConfig, fit, training_data
 from network import MLP, Classifier
-from trainer import EpochRecord, TrainConfig, fit, training_data
 
 # Fewer samples than this cannot be split into a training part and a held-out part worth
 # reporting on.

@@ -12,7 +12,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageChops, ImageFilter, ImageOps, UnidentifiedImageError
 
-from mnist import IMAGE_SIDE
+from digits.data.mnist import IMAGE_SIDE
 
 # MNIST scaled each digit to fit a 20x20 box (keeping its aspect ratio) inside the 28x28 field.
 FIT_SIDE = 20

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from mnist import IMAGE_SIDE, N_CLASSES, to_uint8
+from digits.data.mnist import IMAGE_SIDE, N_CLASSES, to_uint8
+from digits.data.preprocess import Preprocessed
 from network import Classifier
-from preprocess import Preprocessed
 
 # Below this top probability the app says it is unsure. On 3,000 MNIST test digits redrawn as
 # canvas strokes (drawn_digits.py, seed 7), the committed model's flag goes up on 4.7% of

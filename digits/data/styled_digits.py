@@ -14,9 +14,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from canvas import CANVAS_SIDE, PEN_WIDTH_RANGE
-from evaluation import predict_proba_batched
-from preprocess import preprocess
+from digits.data.pad import CANVAS_SIDE, PEN_WIDTH_RANGE
+from digits.data.preprocess import preprocess
 
 
 def _ellipse(n: int = 40) -> tuple[tuple[float, float], ...]:
@@ -108,10 +107,3 @@ def styled_samples(n: int, seed: int) -> tuple[list[np.ndarray], np.ndarray, np.
     drawings, labels = styled_drawings(n, seed)
     inputs = np.stack([preprocess(drawing).image for drawing in drawings])
     return drawings, inputs, labels
-
-
-def per_digit(predict_proba, images: np.ndarray, labels: np.ndarray) -> dict[int, float]:
-    """Accuracy on uint8 images (n, 28, 28) overall (key -1) and for each of DIGITS."""
-    predicted = predict_proba_batched(predict_proba, images).argmax(axis=1)
-    scores = {digit: float(np.mean(predicted[labels == digit] == digit)) for digit in DIGITS}
-    return {-1: float(np.mean(predicted == labels)), **scores}

@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-from canvas import CANVAS_SIDE
-from mnist import DRAWN_PATH, TRAIN_SOURCES, Mnist, load_mnist, to_uint8
-from preprocess import preprocess
+from digits.data.mnist import DRAWN_PATH, TRAIN_SOURCES, Mnist, load_mnist, to_uint8
+from digits.data.pad import CANVAS_SIDE
+from digits.data.preprocess import preprocess
 
 STYLES = ("canvas", "paper", "transparent")
 

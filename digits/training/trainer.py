@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from augment import AugmentConfig, augment_batch
-from evaluation import accuracy, predict_proba_batched
-from mnist import (
+from digits.data.augment import AugmentConfig, augment_batch
+from digits.data.mnist import (
     DRAWN_PATH,
     N_CLASSES,
     N_PIXELS,
@@ -26,6 +25,7 @@ from mnist import (
     to_input,
     with_drawn,
 )
+from digits.training.evaluation import accuracy, predict_proba_batched
 from network import MLP
 from optimizers import make_optimizer
 from schedules import Constant, StepDecay, WarmupCosine

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mnist import N_CLASSES, to_input
+from digits.data.mnist import N_CLASSES, to_input
 
 # Rows per forward pass when scoring a whole set: big enough for fast matrix products,
 # small enough to keep the activations of 10,000 images out of memory at once.
@@ -27,6 +27,18 @@ def predict_proba_batched(
 def accuracy(proba: np.ndarray, labels: np.ndarray) -> float:
     """Fraction of rows whose most probable class is the label; proba (N, C), labels (N,)."""
     return float(np.mean(proba.argmax(axis=1) == labels)) if len(labels) else 0.0
+
+
+def per_digit(
+    predict_proba: Callable[[np.ndarray], np.ndarray],
+    images: np.ndarray,
+    labels: np.ndarray,
+    digits: tuple[int, ...],
+) -> dict[int, float]:
+    """Accuracy on uint8 images (N, 28, 28) overall (key -1) and for each of `digits`."""
+    predicted = predict_proba_batched(predict_proba, images).argmax(axis=1)
+    scores = {digit: float(np.mean(predicted[labels == digit] == digit)) for digit in digits}
+    return {-1: float(np.mean(predicted == labels)), **scores}
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n: int = N_CLASSES) -> np.ndarray:

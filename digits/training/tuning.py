@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainer import TrainConfig, fit
+from digits.training.trainer import TrainConfig, fit
 
 # The grid the search samples from: rates a decade apart in half-decade steps, weight decay
 # from none to strong, and short runs (a trial must take seconds, not minutes).

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
+from digits import PROJECT_ROOT
+
 IMAGE_SIDE = 28
 N_PIXELS = IMAGE_SIDE * IMAGE_SIDE
 N_CLASSES = 10
-DATA_DIR = Path(__file__).resolve().parent / "data" / "mnist"
+DATA_DIR = PROJECT_ROOT / "data" / "mnist"
 # MNIST training digits drawn as people draw them (drawn_digits.py makes the file): only the
 # first TRAIN_SOURCES are, as the last 5,000 are train.py's validation split.
 DRAWN_PATH = DATA_DIR.parent / "drawn" / "train-drawn.npz"

@@ -24,16 +24,17 @@ from pathlib import Path
 
 import numpy as np
 
-import tuning
-from evaluation import accuracy, predict_proba_batched
-from finetune import FinetuneConfig, FinetuneError, finetune
-from mnist import DatasetError, Mnist, load_mnist
+from digits import PROJECT_ROOT
+from digits.data.mnist import DatasetError, Mnist, load_mnist
+from digits.training import tuning
+from digits.training.checkpoint import history_path, save_model
+from digits.training.evaluation import accuracy, predict_proba_batched
+from digits.training.finetune import FinetuneConfig, FinetuneError, finetune
+from digits.training.trainer import EpochRecord, TrainConfig, fit, training_data
 from model_loader import ModelFileError, atomic_write_bytes, load_params
-from train import history_path, save_model
-from trainer import EpochRecord, TrainConfig, fit, training_data
 
 RUNS_ENV = "DIGITS_RUNS_DIR"
-RUNS_DIR = Path(__file__).resolve().parent / "runs"
+RUNS_DIR = PROJECT_ROOT / "runs"
 PREVIOUS = "previous-"
 # The live training curve gets a point this many times per epoch (a moving average of the
 # batches since the last one), so a long run's chart stays a few thousand points.

@@ -1,0 +1,1 @@
+"""Images and data: MNIST files, the drawn training digits, augmentation, preprocessing."""

@@ -1,0 +1,1 @@
+"""Training: the loop, evaluation, the settings search and fine-tuning."""

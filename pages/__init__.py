@@ -1,0 +1,1 @@
+"""The app's pages; what they share lives in pages/shared.py."""

@@ -1,0 +1,261 @@
+"""The main page: draw, upload or pick a digit and watch the network read it."""
+
+from __future__ import annotations
+
+import hashlib
+
+import altair as alt
+import numpy as np
+import streamlit as st
+
+from canvas import drawing_pad
+from digits.app.logic import (
+    EMPTY_PROMPT,
+    NETWORK_VIEW_SCALE,
+    CurrentInput,
+    Reading,
+    mnist_input,
+    network_view,
+    preview,
+    probability_frame,
+    read_digit,
+    stage_gallery,
+)
+from digits.app.user_store import StoreError, UserStore, original_png
+from digits.data.mnist import DatasetError
+from digits.data.pad import CANVAS_SIDE
+from digits.data.preprocess import ImageError, load_image, preprocess
+from network import Classifier
+from pages.shared import (
+    CURRENT_INPUT,
+    OTHER_COLOUR,
+    SAMPLE_KEY,
+    TAB_DRAW,
+    TAB_KEY,
+    TAB_MNIST,
+    TAB_UPLOAD,
+    TOP_COLOUR,
+    classifier_or_stop,
+    mnist_test_set,
+)
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
+# Each digit's bar gets this many pixels of height, so all ten labels fit on the axis.
+BAR_STEP = 20
+
+
+def probability_chart(proba: np.ndarray) -> alt.Chart:
+    """A horizontal bar per digit, 0 at the top, the most probable one highlighted."""
+    return (
+        alt.Chart(probability_frame(proba))
+        .mark_bar()
+        .encode(
+            x=alt.X(
+                "probability:Q",
+                scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%", title="probability"),
+            ),
+            y=alt.Y("digit:N", sort=None, title=None),
+            color=alt.when(alt.datum.top)
+            .then(alt.value(TOP_COLOUR))
+            .otherwise(alt.value(OTHER_COLOUR)),
+            tooltip=["digit:N", alt.Tooltip("probability:Q", format=".1%")],
+        )
+        .properties(height=alt.Step(BAR_STEP))
+    )
+
+
+def show_reading(reading: Reading, key: str, with_view: bool = True, original=None) -> None:
+    """The prediction, its confidence, all ten probabilities and what the network saw.
+
+    `key` keeps the widgets of several readings on one page apart; `with_view` False leaves
+    out the network's view, for an input the page already shows as it is. With the user's
+    `original` (canvas RGBA array or uploaded image), the user can say whether it was right.
+    """
+    if reading.has_digit:
+        # A horizontal container, unlike columns, keeps the two side by side on a phone.
+        with st.container(horizontal=True):
+            st.metric("Prediction", str(reading.digit))
+            st.metric("Confidence", reading.confidence_text())
+        if not reading.is_sure:
+            st.warning(reading.message())
+        if original is not None:
+            teach_buttons(reading, original, key)
+        st.altair_chart(probability_chart(reading.proba), width="stretch")
+        if with_view:
+            st.markdown("**What the network sees**")
+            view = network_view(reading.preprocessed)
+            # At its own width, so the browser does not resample the crisp pixels.
+            st.image(
+                view,
+                caption=f"28x28 pixels, enlarged {NETWORK_VIEW_SCALE}x",
+                width=view.width,
+            )
+    else:
+        st.warning(reading.message())
+    stages = reading.preprocessed.stages
+    if len(stages) > 1 and st.toggle("Show the preprocessing steps", key=f"{key}-steps"):
+        # A wrapping row rather than columns, which would stack one per line on a phone.
+        with st.container(horizontal=True):
+            for name, image in stage_gallery(stages):
+                st.image(image, caption=name, width=image.width)
+
+
+def _save_answer(reading: Reading, original, key: str, right: bool) -> None:
+    """Store the user's answer as a sample; remembers it (or the error) for teach_buttons."""
+    label = reading.digit if right else st.session_state[f"{key}-true-{reading.digit}"]
+    digest = hashlib.sha1(reading.preprocessed.image.tobytes()).hexdigest()
+    try:
+        UserStore().add(
+            label,
+            reading.preprocessed.image,
+            original_png(original),
+            prediction=reading.digit,
+            source=key,
+        )
+    except StoreError as exc:
+        st.session_state[f"{key}-taught"] = (digest, None, str(exc))
+    else:
+        st.session_state[f"{key}-taught"] = (digest, label, "")
+
+
+def teach_buttons(reading: Reading, original, key: str) -> None:
+    """Buttons "Right" and "Wrong, it was N" under a prediction; an answer becomes a sample."""
+    digest = hashlib.sha1(reading.preprocessed.image.tobytes()).hexdigest()
+    taught = st.session_state.get(f"{key}-taught")
+    if taught is not None and taught[0] == digest:
+        if taught[2]:
+            st.error(taught[2])
+        else:
+            st.success(
+                f"Saved as a {taught[1]} in your samples: fine-tuning on them teaches the "
+                "network your handwriting.",
+                icon=":material/school:",
+            )
+        return
+    others = [d for d in range(10) if d != reading.digit]
+    args = (reading, original, key)
+    with st.container(horizontal=True, vertical_alignment="bottom", gap="small"):
+        st.button(
+            "Right",
+            key=f"{key}-right",
+            icon=":material/check:",
+            on_click=_save_answer,
+            args=(*args, True),
+        )
+        true = st.session_state.get(f"{key}-true-{reading.digit}")
+        st.button(
+            "Wrong" if true is None else f"Wrong, it was {true}",
+            key=f"{key}-wrong",
+            icon=":material/close:",
+            on_click=_save_answer,
+            args=(*args, False),
+            disabled=true is None,
+            help="Pick the right digit beside it first." if true is None else None,
+        )
+        # Keyed by the prediction, so a new prediction brings new choices; empty until the user
+        # picks, as a guessed digit would turn one stray click into a wrongly labelled sample.
+        st.selectbox(
+            "The right digit",
+            others,
+            index=None,
+            placeholder="It was…",
+            key=f"{key}-true-{reading.digit}",
+            label_visibility="collapsed",
+            width=110,
+        )
+
+
+def draw_tab(classifier: Classifier, is_open: bool) -> CurrentInput | None:
+    """The canvas and, beside it, the reading of the drawing after every stroke."""
+    pad, result = st.columns([1, 1.2])
+    with pad:
+        drawing = drawing_pad()  # always rendered, so the drawing survives a tab switch
+    if not is_open:
+        return None
+    with result:
+        if drawing is None:
+            st.info(EMPTY_PROMPT)
+            return None
+        reading = read_digit(classifier, preprocess(drawing))
+        show_reading(reading, key="canvas", original=drawing)
+    return CurrentInput("canvas", reading.preprocessed)
+
+
+def upload_tab(classifier: Classifier, is_open: bool) -> CurrentInput | None:
+    """A file uploader for a photo or scan of one digit, and its reading."""
+    upload = st.file_uploader(
+        "A photo, scan or screenshot of one digit", type=UPLOAD_TYPES, key="upload"
+    )
+    if upload is None or not is_open:
+        return None
+    try:
+        image = load_image(upload.getvalue())
+    except ImageError as exc:
+        st.error(str(exc))
+        return None
+    reading = read_digit(classifier, preprocess(image))
+    original, result = st.columns([1, 1.2])
+    original.image(preview(image, CANVAS_SIDE), caption=upload.name)
+    with result:
+        show_reading(reading, key="upload", original=image)
+    return CurrentInput("upload", reading.preprocessed, name=upload.name)
+
+
+def mnist_tab(classifier: Classifier, is_open: bool) -> CurrentInput | None:
+    """A random MNIST test digit with its true label and the network's reading."""
+    picked = st.button("Random MNIST test digit", icon=":material/casino:")
+    if not is_open:
+        return None
+    try:
+        images, labels = mnist_test_set()
+    except DatasetError as exc:
+        st.error(str(exc))
+        return None
+    if picked:
+        st.session_state[SAMPLE_KEY] = int(np.random.default_rng().integers(len(images)))
+    index = st.session_state.get(SAMPLE_KEY)
+    if index is None:
+        st.caption(
+            f"Pick one of the {len(images):,} test digits, which the network never trained on."
+        )
+        return None
+    label = int(labels[index])
+    reading = read_digit(classifier, mnist_input(images[index]))
+    digit, result = st.columns([1, 1.2])
+    with digit:
+        st.metric("True label", str(label))
+        # The stored image is the network's input as it is: this is what the network sees.
+        view = network_view(reading.preprocessed)
+        st.image(
+            view,
+            caption=f"MNIST test digit #{index}, each pixel enlarged {NETWORK_VIEW_SCALE}x",
+            width=view.width,
+        )
+    with result:
+        show_reading(reading, key="mnist", with_view=False)
+    return CurrentInput("mnist", reading.preprocessed, name=f"#{index}", label=label)
+
+
+def main() -> None:
+    """The main page: the three ways to give the network a digit, one per tab."""
+    st.title("Digit recognizer")
+    st.write(
+        "Draw a digit and a neural network written from scratch in NumPy reads it after "
+        "every stroke."
+    )
+    classifier = classifier_or_stop()
+    tabs = [TAB_DRAW, TAB_UPLOAD, TAB_MNIST]
+    # Rerun on a tab switch, so that `.open` says which tab's input to read and share.
+    draw, upload, sample = st.tabs(tabs, key=TAB_KEY, on_change="rerun")
+    with draw:
+        from_canvas = draw_tab(classifier, draw.open)
+    with upload:
+        from_upload = upload_tab(classifier, upload.open)
+    with sample:
+        from_mnist = mnist_tab(classifier, sample.open)
+    # At most one is set: only the open tab reads its input.
+    st.session_state[CURRENT_INPUT] = from_canvas or from_upload or from_mnist
+
+
+main()

@@ -1,0 +1,71 @@
+"""What the pages share: the model and test set loaded once per server, colours, session keys.
+
+The draw page shares what it read with the other pages through st.session_state:
+
+    st.session_state[CURRENT_INPUT]  ("current_input")
+        digits.app.logic.CurrentInput for the input shown in the open tab (its source, the
+        preprocessed 28x28 image with its stages, and the true label for MNIST digits), or
+        None while that tab has nothing to read.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from digits.data.mnist import DATA_DIR, find_file, read_idx
+from model_loader import MODEL_PATH, ModelFileError, load_classifier
+from network import Classifier
+
+MODEL_ENV = "DIGITS_MODEL"
+CURRENT_INPUT = "current_input"
+# The main page, which the others link back to.
+DRAW_PAGE = Path(__file__).with_name("draw.py")
+# The draw page's tabs, and the session-state keys of the open one and of the MNIST digit on show.
+TAB_DRAW, TAB_UPLOAD, TAB_MNIST = "Draw", "Upload", "MNIST test digit"
+TAB_KEY = "source_tab"
+SAMPLE_KEY = "mnist_sample_index"
+
+# The most probable digit's bar stands out in Streamlit's accent red; the rest stay grey.
+TOP_COLOUR, OTHER_COLOUR = "#FF4B4B", "#A3A8B8"
+
+
+def model_path() -> Path:
+    """The model file the app serves: $DIGITS_MODEL if set, else model_params.pkl."""
+    return Path(os.environ.get(MODEL_ENV) or MODEL_PATH)
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def _cached_classifier(path: str, mtime_ns: int, size: int) -> Classifier:
+    """The classifier in `path`; mtime_ns and size only key the cache, so a new file is re-read."""
+    return load_classifier(path)
+
+
+def classifier_or_stop() -> Classifier:
+    """The model, loaded once per server and file version; a bad file stops the page with a fix."""
+    path = model_path()
+    try:
+        stat = path.stat()
+        version = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        version = (0, 0)  # load_classifier() says what is wrong with the path
+    try:
+        return _cached_classifier(str(path), *version)
+    except ModelFileError as exc:
+        fix = ""
+        if path.resolve() != MODEL_PATH:
+            fix = f" ({MODEL_ENV} points there; `python train.py --output {path}` writes it.)"
+        st.error(f"The model could not be loaded: {exc}{fix}")
+        st.stop()
+
+
+@st.cache_resource(show_spinner="Loading the MNIST test set…")
+def mnist_test_set() -> tuple[np.ndarray, np.ndarray]:
+    """The MNIST test images (10000, 28, 28) uint8 and labels (10000,), read once per server."""
+    # Only the two test files: the training set would quadruple the time and the memory.
+    images = read_idx(find_file(DATA_DIR, "t10k-images-idx3-ubyte"))
+    labels = read_idx(find_file(DATA_DIR, "t10k-labels-idx1-ubyte"))
+    return images, labels
