@@ -2,7 +2,7 @@
 
 Ink is white on an opaque black background, the way MNIST stores its digits, rather than the
 component's default black ink on a transparent background. The preprocessing reads both
-equally well (96.7% against 96.2% on 1,000 redrawn test digits), but a transparent canvas shows
+equally well (bench/bench_drawn.py, styles canvas and transparent), but a transparent canvas shows
 whatever the page is behind it, so black ink disappears under Streamlit's dark theme, while
 white on black looks the same in every theme and is exactly what the network was trained on.
 """

@@ -83,7 +83,7 @@ def load_params(path: str | os.PathLike = MODEL_PATH) -> dict:
 def validate_params(raw) -> dict:
     """Check a params dict and return a normalised copy; raises ValueError saying what is wrong.
 
-    Accepts the (n_in, n_out) layout this project writes and the seeds' (n_out, n_in) layout
+    Accepts the (n_in, n_out) layout this project writes and the transposed (n_out, n_in) layout
     with (n_out, 1) biases, as in Nielsen's network.py.
     """
     if not isinstance(raw, dict) or "weights" not in raw or "biases" not in raw:
@@ -108,7 +108,9 @@ def validate_params(raw) -> dict:
         weights = [np.ascontiguousarray(w.T) for w in weights]
     sizes = [weights[0].shape[0]] + [w.shape[1] for w in weights]
     if sizes[0] != N_PIXELS or sizes[-1] != N_CLASSES:
-        raise ValueError(f"it maps {sizes[0]} inputs to {sizes[-1]} outputs, not 784 to 10")
+        raise ValueError(
+            f"it maps {sizes[0]} inputs to {sizes[-1]} outputs, not {N_PIXELS} to {N_CLASSES}"
+        )
     for i, (w, b) in enumerate(zip(weights, biases, strict=True), 1):
         if i > 1 and w.shape[0] != weights[i - 2].shape[1]:
             raise ValueError(

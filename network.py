@@ -27,10 +27,6 @@ from layers import (
     xavier_init,
 )
 
-# Training-set pixel statistics after /255 (mnist/README); the network standardises its input
-# with them, and export folds that step into the first layer.
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
-
 
 class MLP:
     """Dense layers with activations between them; x: (N, sizes[0]) in [0, 1] -> (N, sizes[-1])."""

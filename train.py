@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from digits.app.user_store import StoreError, UserStore, default_path
-from digits.data.mnist import DATA_DIR, DRAWN_PATH, DatasetError, load_mnist
+from digits.data.mnist import DATA_DIR, DRAWN_PATH, N_CLASSES, N_PIXELS, DatasetError, load_mnist
 from digits.training import tuning
 from digits.training.checkpoint import history_path, save_model
 from digits.training.evaluation import (
@@ -344,8 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     except DatasetError as exc:
         print(f"train.py: {exc}", file=sys.stderr)
         return os.EX_NOINPUT
+    sizes = "-".join(map(str, (N_PIXELS, *config.hidden, N_CLASSES)))
     print(
-        f"training {'-'.join(map(str, (784, *config.hidden, 10)))} {config.activation} on "
+        f"training {sizes} {config.activation} on "
         f"{len(train_x) - n_drawn} MNIST images{f' + {n_drawn} drawn ones' if n_drawn else ''} "
         f"({len(val_x)} for validation), {config.epochs} epoch{'s' * (config.epochs != 1)}, "
         f"{config.optimizer} lr {config.lr}, augmentation {'on' if config.augment else 'off'}"

@@ -22,7 +22,7 @@ from digits.app.logic import (
     stage_gallery,
 )
 from digits.app.user_store import StoreError, UserStore, original_png
-from digits.data.mnist import DatasetError
+from digits.data.mnist import N_CLASSES, DatasetError
 from digits.data.pad import CANVAS_SIDE
 from digits.data.preprocess import ImageError, load_image, preprocess
 from network import Classifier
@@ -133,7 +133,7 @@ def teach_buttons(reading: Reading, original, key: str) -> None:
                 icon=":material/school:",
             )
         return
-    others = [d for d in range(10) if d != reading.digit]
+    others = [d for d in range(N_CLASSES) if d != reading.digit]
     args = (reading, original, key)
     with st.container(horizontal=True, vertical_alignment="bottom", gap="small"):
         st.button(

@@ -8,7 +8,7 @@ import streamlit as st
 from PIL import ImageColor
 
 from digits.app import insights
-from digits.data.mnist import N_CLASSES, DatasetError
+from digits.data.mnist import IMAGE_SIDE, N_CLASSES, DatasetError
 from network import Classifier
 from pages.shared import TOP_COLOUR, classifier_or_stop, mnist_test_set, model_path
 
@@ -20,7 +20,7 @@ TOP_K = 3
 FRAME = 3
 WRONG_RGB = ImageColor.getrgb(TOP_COLOUR)  # the app's accent red
 # Pixels per confusion-matrix cell: ten cells and the axes are 330 px, narrower than a phone.
-CELL = 28
+CELL = IMAGE_SIDE
 # Correct cells are a quiet grey; the others go from white (no mistakes) to dark red (most).
 CORRECT_COLOUR, EMPTY_COLOUR, MOST_COLOUR = "#E4E7EE", "#FFFFFF", "#A50F15"
 TRUE_KEY, PREDICTED_KEY, CHART_KEY = "eval_true", "eval_predicted", "eval_confusion"

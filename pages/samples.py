@@ -6,7 +6,7 @@ import streamlit as st
 
 from digits.app.logic import enlarge
 from digits.app.user_store import StoreError, UserStore
-from digits.data.mnist import N_CLASSES
+from digits.data.mnist import IMAGE_SIDE, N_CLASSES
 
 # Each 28x28 input is shown three times larger, pixels kept square: 84 px, a row of 7 on a phone.
 TILE_SCALE = 3
@@ -40,7 +40,7 @@ def delete(store: UserStore, ids: list[int]) -> None:
 def tile(sample) -> None:
     """One sample: its 28x28 input, what it is, what the network read, and a tick box."""
     with st.container(border=True, width="content", gap="small"):
-        st.image(enlarge(sample.image, TILE_SCALE), width=28 * TILE_SCALE)
+        st.image(enlarge(sample.image, TILE_SCALE), width=IMAGE_SIDE * TILE_SCALE)
         read = "" if sample.prediction is None else f" · read {sample.prediction}"
         text = f"**{sample.label}**{read}"
         st.markdown(

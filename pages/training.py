@@ -26,6 +26,7 @@ from digits.app.training_runner import (
     tuning_job,
 )
 from digits.app.user_store import StoreError, UserStore
+from digits.data.mnist import N_CLASSES
 from digits.training import tuning
 from digits.training.finetune import MIN_SAMPLES, FinetuneConfig
 from digits.training.trainer import TrainConfig
@@ -259,7 +260,9 @@ def finetune_form(runner: TrainingRunner, busy: bool) -> None:
             "each prediction."
         )
         return
-    counts = ", ".join(f"{(labels == d).sum()} × {d}" for d in range(10) if (labels == d).any())
+    counts = ", ".join(
+        f"{(labels == d).sum()} × {d}" for d in range(N_CLASSES) if (labels == d).any()
+    )
     st.caption(
         f"Starts from the model in use and mixes your {len(labels)} samples ({counts}) into "
         "MNIST's training images, so it learns your hand without forgetting MNIST. A quarter "

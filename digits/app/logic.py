@@ -12,11 +12,9 @@ from digits.data.mnist import IMAGE_SIDE, N_CLASSES, to_uint8
 from digits.data.preprocess import Preprocessed
 from network import Classifier
 
-# Below this top probability the app says it is unsure. On 3,000 MNIST test digits redrawn as
-# canvas strokes (drawn_digits.py, seed 7), the committed model's flag goes up on 4.7% of
-# drawings: those are read right only 67% of the time against 99.1% for the rest, and they
-# hold two thirds of all the mistakes. At 0.7 it would catch only a third of the mistakes; at
-# 0.95 it would go up on every fifteenth drawing. (Measured again whenever the model changes.)
+# Below this top probability the app says it is unsure: the flag then holds most of the
+# mistakes on redrawn test digits while going up on few drawings (docs/design-notes.md, "Not
+# sure"; chosen again whenever the model changes).
 LOW_CONFIDENCE = 0.9
 
 # Confidence is shown to a tenth of a percent; a softmax output is never exactly 1.

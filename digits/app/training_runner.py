@@ -28,7 +28,7 @@ from digits import PROJECT_ROOT
 from digits.data.mnist import DatasetError, Mnist, load_mnist
 from digits.training import tuning
 from digits.training.checkpoint import history_path, save_model
-from digits.training.evaluation import accuracy, predict_proba_batched
+from digits.training.evaluation import mnist_test_accuracy
 from digits.training.finetune import FinetuneConfig, FinetuneError, finetune
 from digits.training.trainer import EpochRecord, TrainConfig, fit, training_data
 from model_loader import ModelFileError, atomic_write_bytes, load_params
@@ -383,12 +383,6 @@ def saved_runs(folder: Path) -> list[Path]:
 
 
 # -- jobs: what a run does, given its Run and MNIST -----------------------------------------
-
-
-def mnist_test_accuracy(predict_proba, mnist: Mnist) -> float:
-    """Accuracy on MNIST's 10,000 test images."""
-    proba = predict_proba_batched(predict_proba, mnist.test_images)
-    return accuracy(proba, mnist.test_labels)
 
 
 def training_job(config: TrainConfig) -> Job:

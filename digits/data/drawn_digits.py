@@ -12,10 +12,10 @@ as the app or CLI would receive it:
 Drawn test digits are what bench/bench_drawn.py scores the product on. Drawn *training* digits,
 read back through the product's own `preprocess` into 28x28 inputs, are training data: a network
 trained on MNIST alone misreads about a third more drawings than one that also saw drawn ones
-(2.2-2.4% of the 10,000 drawn test digits in each style, against 1.7-1.8%). They take about 6 ms
-each to make, too slow for every run of train.py, so they are made once (`python
-drawn_digits.py`) and kept in data/drawn/ beside MNIST; only digits from the first TRAIN_SOURCES
-training images are drawn, so the validation split stays MNIST's own.
+(bench/bench_drawn.py measures it). They are too slow to make for every run of train.py, so
+they are made once (`python -m digits.data.drawn_digits`) and kept in data/drawn/ beside MNIST;
+only digits from the first TRAIN_SOURCES training images are drawn, so the validation split
+stays MNIST's own.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ DATA_DIR = PROJECT_ROOT / "data" / "mnist"
 # first TRAIN_SOURCES are, as the last 5,000 are train.py's validation split.
 DRAWN_PATH = DATA_DIR.parent / "drawn" / "train-drawn.npz"
 TRAIN_SOURCES = 55_000
+# The command that draws DRAWN_PATH again.
+REDRAW = "`python -m digits.data.drawn_digits`"
 
 # Hard-coded rather than read from data/mnist/SHA256SUMS, so a file replaced together with
 # its SHA256SUMS entry is still caught; these are the digests of the decompressed originals.
@@ -213,13 +215,12 @@ def load_drawn_training_set(path: Path | str = DRAWN_PATH) -> dict[str, np.ndarr
             drawn = {key: z[key] for key in ("images", "labels", "source", "style")}
     except FileNotFoundError:
         raise DatasetError(
-            f"{path} is missing; run `python drawn_digits.py` to draw it again, or train "
+            f"{path} is missing; run {REDRAW} to draw it again, or train "
             "without drawn digits (train.py --no-drawn, or untick them on the Train page)."
         ) from None
     except (OSError, ValueError, KeyError) as err:
         raise DatasetError(
-            f"{path} is not a drawn-digit set ({err}); run `python drawn_digits.py` to draw "
-            "it again."
+            f"{path} is not a drawn-digit set ({err}); run {REDRAW} to draw it again."
         ) from None
     images, labels, source, style = (drawn[k] for k in ("images", "labels", "source", "style"))
     n = len(images)
@@ -234,7 +235,7 @@ def load_drawn_training_set(path: Path | str = DRAWN_PATH) -> dict[str, np.ndarr
     ):
         raise DatasetError(
             f"{path} does not hold uint8 28x28 digits with labels and sources; run "
-            "`python drawn_digits.py` to draw it again."
+            f"{REDRAW} to draw it again."
         )
     return drawn
 
@@ -251,7 +252,7 @@ def with_drawn(
     if not np.array_equal(drawn["labels"][keep], labels[drawn["source"][keep]]):
         raise DatasetError(
             "The drawn digits' labels do not match these training images: they were drawn from "
-            "another copy or order of MNIST; run `python drawn_digits.py` to draw them again."
+            f"another copy or order of MNIST; run {REDRAW} to draw them again."
         )
     return (
         np.concatenate([images, drawn["images"][keep]]),

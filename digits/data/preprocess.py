@@ -37,8 +37,8 @@ SAMPLE_MIN_SIDE = 64
 MIN_CONTRAST = 26
 MIN_CONTRAST_IN_SIGMAS = 4.0
 # When Otsu's split falls inside the noise, strokes are the pixels this many noise sigmas above
-# the background, if they are at least this share of the image: blank paper photos have at most
-# 0.12% (300 photos of blank paper as drawn_digits.py makes them), the thinnest 1 about 1%.
+# the background, if they are at least this share of the image: more than blank paper ever has,
+# less than the thinnest 1 (docs/design-notes.md, "Stroke share").
 SPLIT_SIGMAS = 5.0
 MIN_STROKE_SHARE = 0.003
 # The background is cut this many noise sigmas above its median, so noise becomes exact black.
@@ -64,22 +64,18 @@ MIN_DIGIT_PIXELS = 4
 STROKE_SIDE = 4 * FIT_SIDE
 # Working pixels at least this bright (the brightest being 255) count as ink when measuring.
 STROKE_INK_LEVEL = 128
-# MNIST's stroke width at STROKE_SIDE, measured by running all 60,000 training digits through
-# preprocess() and _stroke_width() on the same working image: median 10.2, percentiles 5th 7.2,
-# 25th 8.8, 75th 12.0, 95th 15.5 (the classes' medians 9.5-11.2).
+# MNIST's median stroke width at STROKE_SIDE, as _stroke_width measures it on all 60,000
+# training digits (docs/design-notes.md, "Stroke width").
 MNIST_STROKE_WIDTH = 10.2
-# Strokes are brought into this range (MNIST's 13th to 75th percentile) by the least change, so
-# MNIST digits stay nearly as they are (correlation 0.91 or more with the original over test
-# digits 0-99) while a thin pen on a big digit (width 2-4) or a thick one on a small digit
-# (16-25) comes within a fifth of MNIST's median. The thick side is tighter as fat strokes fill
-# loops: thinning MNIST's own thickest quarter to 12 leaves its test accuracy as it is.
+# Strokes are brought into this range by the least change, so MNIST digits stay nearly as they
+# are while a thin or a thick pen comes close to MNIST's median. The thick side is tighter, as
+# fat strokes fill loops.
 STROKE_WIDTH_RANGE = (8.0, 12.0)
 # How much one 3x3 max or min filter pass widens or narrows strokes as _stroke_width measures
-# them (median over 300 canvas drawings; square filters move diagonal edges a little more).
+# them (square filters move diagonal edges a little more).
 WIDTH_PER_PASS = 2.3
 # Thinning takes at most this share of the width, and stops short of erasing a stroke: more
-# than this many working pixels of ink further than ERASED_DISTANCE from what is left. Drawings
-# with one pen never come near (0 in 1,777 thinned ones); 1 in 100 thick MNIST digits does.
+# than this many working pixels of ink further than ERASED_DISTANCE from what is left.
 MAX_THINNING = 0.5
 ERASED_DISTANCE = 2
 MAX_ERASED_PIXELS = 8

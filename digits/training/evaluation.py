@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from digits.data.mnist import N_CLASSES, to_input
+from digits.data.mnist import N_CLASSES, Mnist, to_input
 
 # Rows per forward pass when scoring a whole set: big enough for fast matrix products,
 # small enough to keep the activations of 10,000 images out of memory at once.
@@ -27,6 +27,11 @@ def predict_proba_batched(
 def accuracy(proba: np.ndarray, labels: np.ndarray) -> float:
     """Fraction of rows whose most probable class is the label; proba (N, C), labels (N,)."""
     return float(np.mean(proba.argmax(axis=1) == labels)) if len(labels) else 0.0
+
+
+def mnist_test_accuracy(predict_proba: Callable[[np.ndarray], np.ndarray], mnist: Mnist) -> float:
+    """Accuracy on MNIST's 10,000 test images, the figure every model is judged by."""
+    return accuracy(predict_proba_batched(predict_proba, mnist.test_images), mnist.test_labels)
 
 
 def per_digit(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from digits.data.mnist import Mnist, to_uint8
-from digits.training.evaluation import accuracy, predict_proba_batched
+from digits.training.evaluation import accuracy, mnist_test_accuracy, predict_proba_batched
 from digits.training.trainer import EpochRecord, TrainConfig, fit, training_data
 from network import MLP, Classifier
 
@@ -187,9 +187,7 @@ def finetune(
     )  # fmt: skip
 
     def scores(predict_proba) -> tuple[float, float | None]:
-        on_mnist = accuracy(
-            predict_proba_batched(predict_proba, mnist.test_images), mnist.test_labels
-        )
+        on_mnist = mnist_test_accuracy(predict_proba, mnist)
         if not len(held_idx):
             return on_mnist, None
         proba = predict_proba_batched(predict_proba, user_images[held_idx])

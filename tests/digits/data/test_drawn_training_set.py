@@ -110,7 +110,7 @@ def test_training_data_without_drawn_is_the_mnist_split(mnist):
 
 
 def test_a_missing_set_says_how_to_make_it(tmp_path):
-    with pytest.raises(DatasetError, match=r"missing; run `python drawn_digits.py`"):
+    with pytest.raises(DatasetError, match=r"missing; run `python -m digits.data.drawn_digits`"):
         load_drawn_training_set(tmp_path / "none.npz")
 
 
@@ -151,7 +151,7 @@ def test_train_py_without_the_set_stops_with_one_line_and_no_traceback(tmp_path)
     )
     assert result.returncode == 66
     assert "Traceback" not in result.stderr
-    assert "missing; run `python drawn_digits.py` to draw it again" in result.stderr
+    assert "missing; run `python -m digits.data.drawn_digits` to draw it again" in result.stderr
     assert "train.py --no-drawn" in result.stderr
     assert not (tmp_path / "m.pkl").exists()
 
