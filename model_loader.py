@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from digits.data.mnist import N_CLASSES, N_PIXELS
-from network import Classifier
+from layers import ACTIVATIONS
+from network import OUTPUTS, Classifier, layer_sizes
 
 MODEL_PATH = Path(__file__).resolve().parent / "model_params.pkl"
 RETRAIN_HINT = "run `python train.py` to train a new one"
@@ -33,8 +34,6 @@ ALLOWED_GLOBALS = {
     ("numpy._core.multiarray", "scalar"),
     ("numpy.core.multiarray", "scalar"),
 }
-ACTIVATIONS = ("relu", "leaky_relu", "sigmoid")
-OUTPUTS = ("softmax", "sigmoid")
 
 
 class ModelFileError(Exception):
@@ -106,7 +105,7 @@ def validate_params(raw) -> dict:
         raise ValueError("every weight array must be 2-D")
     if weights[0].shape[0] != N_PIXELS and weights[0].shape[1] == N_PIXELS:
         weights = [np.ascontiguousarray(w.T) for w in weights]
-    sizes = [weights[0].shape[0]] + [w.shape[1] for w in weights]
+    sizes = layer_sizes(weights)
     if sizes[0] != N_PIXELS or sizes[-1] != N_CLASSES:
         raise ValueError(
             f"it maps {sizes[0]} inputs to {sizes[-1]} outputs, not {N_PIXELS} to {N_CLASSES}"

@@ -27,6 +27,14 @@ from layers import (
     xavier_init,
 )
 
+# The output layers a model file may name: softmax over the ten digits, or a sigmoid per digit.
+OUTPUTS = ("softmax", "sigmoid")
+
+
+def layer_sizes(weights: list[np.ndarray]) -> list[int]:
+    """Units per layer, input first, read from weight matrices W_i of shape (n_in, n_out)."""
+    return [int(weights[0].shape[0])] + [int(w.shape[1]) for w in weights]
+
 
 class MLP:
     """Dense layers with activations between them; x: (N, sizes[0]) in [0, 1] -> (N, sizes[-1])."""
@@ -67,7 +75,7 @@ class MLP:
                 self.layers.append(Dropout(dropout, rng))
         # The MSE seeds squash the output so targets of 0 and 1 are reachable; cross-entropy
         # takes raw logits and fuses the softmax into the loss.
-        self.output = {"cross_entropy": None, "mse": Sigmoid()}[loss]
+        self.output: Sigmoid | None = {"cross_entropy": None, "mse": Sigmoid()}[loss]
         self.loss = LOSSES[loss]()
         self._flatten()
 
@@ -176,7 +184,7 @@ class Classifier:
 
     @property
     def sizes(self) -> list[int]:
-        return [self.weights[0].shape[0]] + [w.shape[1] for w in self.weights]
+        return layer_sizes(self.weights)
 
     def hidden_and_logits(self, x: np.ndarray) -> list[np.ndarray]:
         """Activations after each hidden layer, then the output layer's pre-activation."""

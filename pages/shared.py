@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from digits.app.insights import file_version
 from digits.data.mnist import DATA_DIR, find_file, read_idx
 from model_loader import MODEL_PATH, ModelFileError, load_classifier
 from network import Classifier
@@ -48,12 +49,8 @@ def classifier_or_stop() -> Classifier:
     """The model, loaded once per server and file version; a bad file stops the page with a fix."""
     path = model_path()
     try:
-        stat = path.stat()
-        version = (stat.st_mtime_ns, stat.st_size)
-    except OSError:
-        version = (0, 0)  # load_classifier() says what is wrong with the path
-    try:
-        return _cached_classifier(str(path), *version)
+        # A missing file's (0, 0) is loaded all the same: load_classifier() says what is wrong.
+        return _cached_classifier(str(path), *file_version(path))
     except ModelFileError as exc:
         fix = ""
         if path.resolve() != MODEL_PATH:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from digits.data.mnist import IMAGE_SIDE, N_CLASSES, Mnist
 from digits.training.evaluation import confusion_matrix, predict_proba_batched
-from layers import ACTIVATIONS
+from layers import ACTIVATIONS, sigmoid
 from network import Classifier
 
 # Diverging colours for weights (ColorBrewer RdBu ends and its near-white middle): red pixels
@@ -183,10 +183,7 @@ def output_steps(logits: np.ndarray, output: str = "softmax") -> pd.DataFrame:
     logit instead. Either way the probabilities are the positive scores over their sum.
     """
     logits = np.asarray(logits, np.float64).reshape(-1)
-    if output == "softmax":
-        positive = np.exp(logits - logits.max())
-    else:
-        positive = 0.5 * (1 + np.tanh(0.5 * logits))
+    positive = np.exp(logits - logits.max()) if output == "softmax" else sigmoid(logits)
     return pd.DataFrame(
         {
             "digit": [str(d) for d in range(len(logits))],

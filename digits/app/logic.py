@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from digits.app.insights import percent_text, upscale
 from digits.data.mnist import IMAGE_SIDE, N_CLASSES, to_uint8
 from digits.data.preprocess import Preprocessed
 from network import Classifier
@@ -16,9 +17,6 @@ from network import Classifier
 # mistakes on redrawn test digits while going up on few drawings (docs/design-notes.md, "Not
 # sure"; chosen again whenever the model changes).
 LOW_CONFIDENCE = 0.9
-
-# Confidence is shown to a tenth of a percent; a softmax output is never exactly 1.
-CONFIDENCE_STEP = 0.001
 
 # "What the network sees": each of the 28x28 input pixels becomes an 8x8 block on screen.
 NETWORK_VIEW_SCALE = 8
@@ -64,10 +62,8 @@ class Reading:
         return int(np.argsort(self._proba())[-2])
 
     def confidence_text(self) -> str:
-        """The confidence as a percentage with one decimal, never rounded up to a sure 100%."""
-        if self.confidence >= 1 - CONFIDENCE_STEP / 2:  # would print as 100.0%
-            return f"> {1 - CONFIDENCE_STEP:.1%}"
-        return f"{self.confidence:.1%}"
+        """The confidence as a percentage with one decimal, never rounded to a false 100%."""
+        return percent_text(self.confidence, decimals=1)
 
     def message(self) -> str:
         """One plain sentence for the user when the reading needs one, else ""."""
@@ -123,8 +119,7 @@ def enlarge(image: np.ndarray, scale: int) -> Image.Image:
     """
     if image.ndim != 2 or scale < 1:
         raise ValueError(f"Expected a 2-D image and a scale of at least 1, got {image.shape}.")
-    small = Image.fromarray(to_uint8(image))
-    return small.resize((small.width * scale, small.height * scale), Image.Resampling.NEAREST)
+    return Image.fromarray(upscale(to_uint8(image), scale))
 
 
 def network_view(preprocessed: Preprocessed) -> Image.Image:

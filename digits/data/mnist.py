@@ -51,7 +51,7 @@ class Mnist:
     test_labels: np.ndarray
 
 
-def _show(path: Path) -> str:
+def _show(path: Path | str) -> str:
     """The path as the user would type it: relative to the working directory when inside it."""
     path = Path(path)
     try:
@@ -60,7 +60,7 @@ def _show(path: Path) -> str:
         return str(path)
 
 
-def _read_content(path: Path) -> tuple[bytes, bool]:
+def _read_content(path: Path | str) -> tuple[bytes, bool]:
     """The file's IDX bytes, decompressed if it is gzip (by magic bytes), and whether it was."""
     try:
         raw = Path(path).read_bytes()
@@ -80,7 +80,7 @@ def _read_content(path: Path) -> tuple[bytes, bool]:
         ) from err
 
 
-def _parse_idx(content: bytes, path: Path, gzipped: bool) -> np.ndarray:
+def _parse_idx(content: bytes, path: Path | str, gzipped: bool) -> np.ndarray:
     """The uint8 array an IDX byte string holds: labels (n,) or images (n, rows, cols)."""
     where = " after decompression" if gzipped else ""
     if len(content) < 4:

@@ -17,7 +17,7 @@ import numpy as np
 from digits.data.mnist import Mnist, to_uint8
 from digits.training.evaluation import accuracy, mnist_test_accuracy, predict_proba_batched
 from digits.training.trainer import EpochRecord, TrainConfig, fit, training_data
-from network import MLP, Classifier
+from network import MLP, Classifier, layer_sizes
 
 # Fewer samples than this cannot be split into a training part and a held-out part worth
 # reporting on.
@@ -85,7 +85,7 @@ class FinetuneReport:
 
 def network_from_params(params: dict, seed: int = 0) -> MLP:
     """A trainable MLP (batch norm off) holding the exported weights of a model file's params."""
-    sizes = [params["weights"][0].shape[0]] + [w.shape[1] for w in params["weights"]]
+    sizes = layer_sizes(params["weights"])
     loss = "cross_entropy" if params.get("output", "softmax") == "softmax" else "mse"
     network = MLP(
         sizes,

@@ -95,7 +95,7 @@ def test_a_low_confidence_reading_says_so_and_names_both_candidates():
 
 @pytest.mark.parametrize(
     ("top", "text"),
-    [(0.5, "50.0%"), (0.987, "98.7%"), (0.9994, "99.9%"), (0.99996, "> 99.9%"), (1.0, "> 99.9%")],
+    [(0.5, "50.0%"), (0.987, "98.7%"), (0.9994, "99.9%"), (0.99996, ">99.9%"), (1.0, ">99.9%")],
 )
 def test_confidence_is_never_shown_as_a_certain_100_percent(top, text):
     assert Reading(digit_input(), probabilities(0, top)).confidence_text() == text
