@@ -67,6 +67,8 @@ class Dense:
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         W, x = self.params["W"], self.x
+        if x is None:
+            raise RuntimeError("backward() needs a forward(train=True) first")
         np.matmul(x.T, dy, out=self.grads["W"])
         # The column sums as a product with a ones vector: one BLAS call, about 3x faster than
         # np.sum(axis=0) on a (128, 128) batch.
@@ -103,6 +105,8 @@ class BatchNorm:
         return x_hat * self.params["gamma"] + self.params["beta"]
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        if self.cache is None:
+            raise RuntimeError("backward() needs a forward(train=True) first")
         x_hat, inv_std = self.cache
         self.grads["gamma"][...] = np.sum(dy * x_hat, axis=0)
         self.grads["beta"][...] = np.sum(dy, axis=0)
@@ -229,7 +233,7 @@ class Softmax:
 class SoftmaxCrossEntropy:
     """Softmax fused with mean cross-entropy; logits (N, C), labels (N,) ints -> scalar loss."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.buffers: dict = {}
 
     def forward(self, logits: np.ndarray, labels: np.ndarray) -> float:

@@ -31,6 +31,7 @@ from digits.training.evaluation import (
     predict_proba_batched,
 )
 from digits.training.finetune import FinetuneConfig, FinetuneError, finetune
+from digits.training.progress import MovingAverage
 from digits.training.trainer import TrainConfig, fit, training_data
 from layers import ACTIVATIONS
 from model_loader import MODEL_PATH, ModelFileError, load_params
@@ -197,18 +198,18 @@ def config_to_args(config: TrainConfig) -> list[str]:
     return flags
 
 
-def progress_callbacks(n_images: int, epochs: int, disable: bool):
-    """A tqdm bar over each epoch's images and the fit() callbacks that drive it."""
+def progress_callbacks(n_images: int | None, epochs: int, disable: bool):
+    """A tqdm bar over each epoch's images (None: set later) and the fit() callbacks for it."""
     bar = tqdm(total=n_images, unit="img", disable=disable, leave=False, dynamic_ncols=True)
-    running = {"loss": None, "acc": None}
+    running_loss, running_acc = MovingAverage(), MovingAverage()
 
     def on_batch(n: int, loss: float, acc: float) -> None:
-        # Exponential moving averages: a readable live figure, not one noisy batch.
-        for key, value in (("loss", loss), ("acc", acc)):
-            old = running[key]
-            running[key] = value if old is None else 0.95 * old + 0.05 * value
         bar.update(n)
-        bar.set_postfix(loss=f"{running['loss']:.4f}", acc=f"{running['acc']:.4f}", refresh=False)
+        bar.set_postfix(
+            loss=f"{running_loss.update(loss):.4f}",
+            acc=f"{running_acc.update(acc):.4f}",
+            refresh=False,
+        )
 
     def on_epoch(r) -> None:
         bar.reset()
@@ -294,11 +295,16 @@ def finetune_main(args: argparse.Namespace, data) -> int:
         f"with MNIST replay, {config.epochs} epoch{'s' * (config.epochs != 1)}, lr {config.lr}"
     )
     started = time.perf_counter()
-    n_images = config.replay or len(data.train_images) - TrainConfig().val_size
-    bar, on_batch, on_epoch = progress_callbacks(n_images, config.epochs, args.no_progress)
+    # The replay's size (drawn digits and user samples included) is only known once finetune
+    # has mixed it: fit announces it through on_start.
+    bar, on_batch, on_epoch = progress_callbacks(None, config.epochs, args.no_progress)
+
+    def on_start(n_images: int) -> None:
+        bar.reset(total=n_images)
+
     try:
         network, history, report = finetune(
-            params, images, labels, data, config, on_batch, on_epoch
+            params, images, labels, data, config, on_batch, on_epoch, on_start=on_start
         )
     except FinetuneError as exc:
         bar.close()

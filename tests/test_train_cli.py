@@ -16,6 +16,9 @@ from digits.training.checkpoint import history_path
 from digits.training.evaluation import accuracy, predict_proba_batched
 from model_loader import MODEL_PATH, load_classifier, load_params
 
+# Every test here runs a training; `make test-fast` leaves them out.
+pytestmark = pytest.mark.slow
+
 QUICK = ["--epochs", "1", "--limit", "10000", "--no-augment", "--no-progress"]
 
 
@@ -199,3 +202,28 @@ def test_a_config_turns_back_into_the_flags_that_give_it():
     flags = train.config_to_args(config)
     assert train.config_from_args(train.parse_args(flags)) == config
     assert {"--no-drawn", "--no-augment"} <= set(flags)
+
+
+def test_finetune_progress_bar_counts_every_image_of_an_epoch_drawn_ones_included(
+    tmp_path, monkeypatch, mnist
+):
+    db = tmp_path / "samples.sqlite"
+    stored_styled_samples(db, 24)
+    bars, seen = [], []
+    real = train.progress_callbacks
+
+    def spy(n_images, epochs, disable):
+        bar, on_batch, on_epoch = real(n_images, epochs, True)
+        bars.append(bar)
+
+        def counting(n, loss, acc):
+            seen.append(n)
+            on_batch(n, loss, acc)
+
+        return bar, counting, on_epoch
+
+    monkeypatch.setattr(train, "progress_callbacks", spy)
+    argv = ["--finetune", "--user-data", str(db), "--epochs", "1", "--no-augment"]
+    assert train.main([*argv, "--output", str(tmp_path / "tuned.pkl")]) == 0
+    assert sum(seen) > len(mnist.train_images), "the replay has the drawn digits"
+    assert bars[0].total == sum(seen)

@@ -30,6 +30,7 @@ from digits.training import tuning
 from digits.training.checkpoint import history_path, save_model
 from digits.training.evaluation import mnist_test_accuracy
 from digits.training.finetune import FinetuneConfig, FinetuneError, finetune
+from digits.training.progress import MovingAverage
 from digits.training.trainer import EpochRecord, TrainConfig, fit, training_data
 from model_loader import ModelFileError, atomic_write_bytes, load_params
 
@@ -39,8 +40,6 @@ PREVIOUS = "previous-"
 # The live training curve gets a point this many times per epoch (a moving average of the
 # batches since the last one), so a long run's chart stays a few thousand points.
 POINTS_PER_EPOCH = 10
-# Weight of the newest batch in the moving averages of loss and accuracy.
-SMOOTHING = 0.05
 
 ACTIVE = ("running", "stopping")
 
@@ -122,8 +121,7 @@ class Run:
         self._epoch_base = 0.0
         self._seen = 0
         self._since_point = 0
-        self._loss: float | None = None
-        self._accuracy: float | None = None
+        self._loss, self._accuracy = MovingAverage(), MovingAverage()
 
     def should_stop(self) -> bool:
         """Whether the user asked the run to stop."""
@@ -139,11 +137,14 @@ class Run:
         self._epoch_base, self._seen, self._since_point = offset, 0, 0
         self._runner._update(epochs=epochs)
 
+    def on_start(self, images_per_epoch: int) -> None:
+        """fit()'s start callback: the true number of images an epoch, now that it is known."""
+        self._images_per_epoch = max(images_per_epoch, 1)
+
     def on_batch(self, n: int, loss: float, accuracy: float) -> None:
         """fit()'s per-step callback: moving averages, progress and every so often a point."""
-        for name, value in (("_loss", loss), ("_accuracy", accuracy)):
-            old = getattr(self, name)
-            setattr(self, name, value if old is None else (1 - SMOOTHING) * old + SMOOTHING * value)
+        self._loss.update(loss)
+        self._accuracy.update(accuracy)
         self._seen += n
         self._since_point += n
         fraction = self._seen / (self._epochs * self._images_per_epoch)
@@ -151,7 +152,9 @@ class Run:
         if self._since_point >= self._images_per_epoch / POINTS_PER_EPOCH:
             self._since_point -= self._images_per_epoch / POINTS_PER_EPOCH
             x = self._epoch_base + self._seen / self._images_per_epoch
-            point = CurvePoint(x, "training (moving average)", self._loss, self._accuracy)
+            point = CurvePoint(
+                x, "training (moving average)", self._loss.value, self._accuracy.value
+            )
         epoch = min(int(self._seen // self._images_per_epoch) + 1, self._epochs)
         self._runner._update(
             message=f"Epoch {epoch} of {self._epochs}", progress=min(fraction, 1.0), point=point
@@ -445,13 +448,14 @@ def finetune_job(
     """Fine-tune `params` on user samples, images (n, 28, 28) in [0, 1], with MNIST replay."""
 
     def job(run: Run, mnist: Mnist) -> Outcome:
-        # The user's samples stand in for MNIST images rather than add to them (finetune.mix).
-        replay = len(mnist.train_images) - TrainConfig().val_size
-        run.expect(config.epochs, replay if config.replay is None else min(config.replay, replay))
+        # The replay's size (drawn digits and user samples included) is only known once
+        # finetune has mixed it: fit announces it through on_start.
+        run.expect(config.epochs, 1)
         started = time.perf_counter()
         network, history, report = finetune(
-            params, images, labels, mnist, config, run.on_batch, run.on_epoch, run.should_stop
-        )
+            params, images, labels, mnist, config, run.on_batch, run.on_epoch, run.should_stop,
+            on_start=run.on_start,
+        )  # fmt: skip
         lines = report.lines()
         return Outcome(
             params=network.export(),

@@ -155,11 +155,13 @@ def finetune(
     on_batch: Callable[[int, float, float], None] | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> tuple[MLP, list[EpochRecord], FinetuneReport]:
     """Fine-tune the model in `params` on user images (n, 28, 28) float in [0, 1] and labels (n,).
 
     Returns the network, its history and the before/after report. Validation each epoch is
     on MNIST's validation split; the test set and the held-out user samples are only scored.
+    on_start(images_per_epoch) is fit's: the replay, drawn digits and user samples included.
     """
     user_images = to_uint8(np.asarray(user_images))
     user_labels = np.asarray(user_labels, dtype=np.int64)
@@ -183,7 +185,7 @@ def finetune(
     network = network_from_params(params, config.seed)
     network, history = fit(
         config.train_config(), images, labels, val_x, val_y,
-        on_batch, on_epoch, should_stop, network=network,
+        on_batch, on_epoch, should_stop, network=network, on_start=on_start,
     )  # fmt: skip
 
     def scores(predict_proba) -> tuple[float, float | None]:

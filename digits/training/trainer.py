@@ -35,6 +35,17 @@ from schedules import Constant, StepDecay, WarmupCosine
 CHUNK = 2048
 
 
+def chunk_size(batch_size: int) -> int:
+    """Images per chunk for `batch_size`: CHUNK, or one whole batch when a batch is larger."""
+    return max(CHUNK, batch_size)
+
+
+def steps_per_epoch(n_images: int, batch_size: int) -> int:
+    """Optimizer steps in an epoch of `n_images`, cut as iterate_batches cuts them."""
+    chunk = chunk_size(batch_size)
+    return sum(-(-min(chunk, n_images - s) // batch_size) for s in range(0, n_images, chunk))
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run; the defaults reach >= 99% on the MNIST test set."""
@@ -138,11 +149,14 @@ def iterate_batches(
 
     `prepare` turns uint8 images (n, 28, 28) into network input; it runs on the pool's thread
     while the caller trains on the previous chunk (NumPy releases the GIL in its loops).
+    A batch larger than CHUNK is one chunk of its own, so every batch has `batch_size` images
+    but the last.
     """
-    starts = range(0, len(order), CHUNK)
+    chunk = chunk_size(batch_size)
+    starts = range(0, len(order), chunk)
 
     def job(start: int):
-        idx = order[start : start + CHUNK]
+        idx = order[start : start + chunk]
         return prepare(images[idx]), labels[idx]
 
     pending = pool.submit(job, starts[0]) if len(starts) else None
@@ -165,10 +179,12 @@ def fit(
     on_epoch: Callable[[EpochRecord], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     network: MLP | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> tuple[MLP, list[EpochRecord]]:
     """Train an MLP on uint8 images (N, 28, 28) and labels (N,); returns it and its history.
 
-    on_batch(batch_size, loss, accuracy) after every step; on_epoch(record) after every epoch;
+    on_start(images_per_epoch) once before the first step, so a caller can size its progress
+    bar; on_batch(batch_size, loss, accuracy) after every step; on_epoch(record) after every epoch;
     should_stop() is polled between steps so a caller can end the run cleanly. With
     `config.patience`, training stops after that many epochs without a better validation
     accuracy, and the best weights are restored.
@@ -188,11 +204,7 @@ def fit(
     optimizer = make_optimizer(
         config.optimizer, network, weight_decay=config.weight_decay, **optimizer_options
     )
-    steps_per_epoch = sum(
-        -(-min(CHUNK, len(train_images) - s) // config.batch_size)
-        for s in range(0, len(train_images), CHUNK)
-    )
-    schedule = make_schedule(config, steps_per_epoch)
+    schedule = make_schedule(config, steps_per_epoch(len(train_images), config.batch_size))
 
     if config.augment:
 
@@ -206,6 +218,8 @@ def fit(
     best_accuracy, best_state, stale_epochs = -1.0, None, 0
     step = 0
     stopped = False
+    if on_start is not None:
+        on_start(len(train_images))
     with ThreadPoolExecutor(max_workers=1) as pool, threadpool_limits(config.blas_threads, "blas"):
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()

@@ -135,6 +135,7 @@ def test_a_set_holding_pickled_objects_is_refused_without_unpickling(tmp_path, s
         load_drawn_training_set(sneaky)
 
 
+@pytest.mark.slow
 def test_train_py_without_the_set_stops_with_one_line_and_no_traceback(tmp_path):
     result = subprocess.run(
         [

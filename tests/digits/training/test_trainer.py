@@ -99,3 +99,39 @@ def test_warm_up_is_at_most_a_fifth_of_a_short_run():
 
 def test_chunks_are_larger_than_a_batch():
     assert TrainConfig().batch_size <= CHUNK
+
+
+def test_fit_announces_the_images_of_an_epoch_before_its_first_step(small):
+    events = []
+    fit(
+        quick(epochs=2),
+        *small,
+        on_start=lambda n: events.append(("start", n)),
+        on_batch=lambda n, *_: events.append(("batch", n)),
+    )
+    assert events[0] == ("start", len(small[1]))
+    assert sum(n for kind, n in events[1:]) == 2 * len(small[1])
+    assert all(kind == "batch" for kind, _ in events[1:])
+
+
+def test_batches_larger_than_a_chunk_are_used_whole(small):
+    images, labels = small
+    order = np.arange(len(images))
+    with ThreadPoolExecutor(1) as pool:
+        batches = list(iterate_batches(images, labels, CHUNK + 452, order, to_input, pool))
+    assert [len(y) for _, y in batches] == [CHUNK + 452, len(images) - CHUNK - 452]
+    np.testing.assert_array_equal(np.concatenate([y for _, y in batches]), labels)
+
+
+def test_batches_up_to_a_chunk_never_straddle_chunks_as_before(small):
+    images, labels = small
+    order = np.arange(len(images))
+    with ThreadPoolExecutor(1) as pool:
+        sizes = [len(y) for _, y in iterate_batches(images, labels, 1000, order, to_input, pool)]
+    assert sizes == [1000, 1000, CHUNK - 2000, 952]
+
+
+def test_fit_steps_with_the_batch_size_asked_for_even_above_a_chunk(small):
+    sizes = []
+    fit(quick(epochs=1, batch_size=2500), *small, on_batch=lambda n, *_: sizes.append(n))
+    assert sizes == [2500, 500]

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from digits.app.training_runner import (
+    POINTS_PER_EPOCH,
     PREVIOUS,
     Outcome,
     RunnerError,
@@ -360,3 +361,19 @@ def test_a_fine_tuning_run_saves_its_model_with_the_before_and_after_report(tmp_
     assert report["n_train"] + report["n_heldout"] == 40
     assert state.summary[0].startswith("MNIST test accuracy:")
     assert "held-out samples" in state.summary[1]
+
+
+def test_a_fine_tuning_runs_progress_spans_exactly_its_epochs_drawn_digits_included(
+    tmp_path, mnist
+):
+    runner = TrainingRunner(tmp_path / "runs", load_data=lambda: mnist)
+    params = load_params(MODEL_PATH)
+    images = mnist.test_images[:40].astype(np.float32) / 255
+    labels = mnist.test_labels[:40].astype(np.int64)
+    config = FinetuneConfig(epochs=1, augment=False)  # the whole replay, drawn digits and all
+    runner.start("fine-tuning", finetune_job(params, images, labels, config))
+    state = runner.wait(WAIT_S)
+    assert state.status == "finished", state.message
+    training = [p.epoch for p in state.points if p.series.startswith("training")]
+    assert len(training) >= POINTS_PER_EPOCH - 1
+    assert max(training) == pytest.approx(1.0, abs=0.01)
