@@ -18,13 +18,12 @@ from helpers.browser import (
     SCREENSHOTS,
     UPDATE_TIMEOUT_MS,
     draw_digit,
-    launch_chromium,
     open_app,
     prediction,
     streamlit_server,
     wait_for_images,
 )
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from model_loader import MODEL_PATH
 
@@ -117,14 +116,6 @@ def app_url():
     log = SCREENSHOTS.parent / "streamlit_test_browser_pages.log"
     with streamlit_server("app.py", log, env={"DIGITS_MODEL": str(MODEL_PATH)}) as (url, _):
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 def test_each_page_opens_from_the_sidebar_after_a_drawing_and_renders(browser, app_url):
