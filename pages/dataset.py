@@ -71,58 +71,83 @@ def intensity_chart(rows) -> alt.Chart:
     )
 
 
-st.title("Dataset")
-try:
-    stats = mnist_stats(str(DATA_DIR))
-except DatasetError as exc:
-    st.error(str(exc))
-    st.stop()
+def stats_or_stop() -> insights.DatasetStats:
+    """The dataset's summary, or an error and a stop when MNIST cannot be read."""
+    try:
+        return mnist_stats(str(DATA_DIR))
+    except DatasetError as exc:
+        st.error(str(exc))
+        st.stop()
 
-n_train, n_test = int(stats.train_counts.sum()), int(stats.test_counts.sum())
-side = stats.mean_images.shape[-1]
-st.write(
-    f"The network learnt from MNIST: {n_train:,} handwritten digits for training and "
-    f"{n_test:,} kept apart for testing, each {side}x{side} grey pixels, white ink on black."
-)
 
-st.subheader("Ten of each digit")
-tiles = insights.grey_rgb(stats.samples.reshape(-1, side, side))
-tiles = np.stack([insights.upscale(tile, SAMPLE_SCALE) for tile in tiles])
-grid = insights.tile_grid(tiles, PER_CLASS, SAMPLE_GAP, fill=128)
-st.image(grid, caption="Random training digits, one row per digit from 0 at the top.")
+def samples_section(stats: insights.DatasetStats, side: int) -> None:
+    """Ten random training digits of each class, as one grid."""
+    st.subheader("Ten of each digit")
+    tiles = insights.grey_rgb(stats.samples.reshape(-1, side, side))
+    tiles = np.stack([insights.upscale(tile, SAMPLE_SCALE) for tile in tiles])
+    grid = insights.tile_grid(tiles, PER_CLASS, SAMPLE_GAP, fill=128)
+    st.image(grid, caption="Random training digits, one row per digit from 0 at the top.")
 
-st.subheader("How many of each digit")
-st.altair_chart(
-    share_chart(insights.label_share_frame(stats.train_counts, stats.test_counts)),
-    width="stretch",
-)
-fewest, most = int(stats.train_counts.argmin()), int(stats.train_counts.argmax())
-st.caption(
-    f"Nearly balanced: the training set has {stats.train_counts[fewest]:,} of its rarest "
-    f"digit ({fewest}) and {stats.train_counts[most]:,} of its most common ({most})."
-)
 
-st.subheader("The average digit")
-with st.container(horizontal=True, gap="small"):
-    for digit, mean in enumerate(stats.mean_images):
-        # Scaled to its own brightest pixel, so faint averages still show their shape.
-        heat = insights.heat_rgb(mean / max(float(mean.max()), 1e-12))
-        st.image(insights.upscale(heat, MEAN_SCALE), caption=str(digit))
-st.caption(
-    "Every training image of a digit averaged, pixel by pixel: bright where most writers put "
-    "ink, dark where few do. The blur shows how much handwriting varies."
-)
+def counts_section(stats: insights.DatasetStats) -> None:
+    """Each digit's share of the training and test sets."""
+    st.subheader("How many of each digit")
+    st.altair_chart(
+        share_chart(insights.label_share_frame(stats.train_counts, stats.test_counts)),
+        width="stretch",
+    )
+    fewest, most = int(stats.train_counts.argmin()), int(stats.train_counts.argmax())
+    st.caption(
+        f"Nearly balanced: the training set has {stats.train_counts[fewest]:,} of its rarest "
+        f"digit ({fewest}) and {stats.train_counts[most]:,} of its most common ({most})."
+    )
 
-st.subheader("Pixel intensities")
-with st.container(horizontal=True):
-    st.metric("Background pixels (exactly 0)", f"{stats.zero_share:.1%}")
-    inked = (1 - stats.zero_share) * side * side
-    st.metric("Inked pixels per digit", f"{inked:.0f} of {side * side}")
-st.altair_chart(
-    intensity_chart(insights.intensity_frame(stats.pixel_counts, INTENSITY_BIN)),
-    width="stretch",
-)
-st.caption(
-    "The zero pixels are left out, or they would flatten every other bar. Most ink is "
-    "nearly full strength; the rest is the soft edge around each stroke."
-)
+
+def means_section(stats: insights.DatasetStats) -> None:
+    """The mean training image of each digit, as a heat map."""
+    st.subheader("The average digit")
+    with st.container(horizontal=True, gap="small"):
+        for digit, mean in enumerate(stats.mean_images):
+            # Scaled to its own brightest pixel, so faint averages still show their shape.
+            heat = insights.heat_rgb(mean / max(float(mean.max()), 1e-12))
+            st.image(insights.upscale(heat, MEAN_SCALE), caption=str(digit))
+    st.caption(
+        "Every training image of a digit averaged, pixel by pixel: bright where most writers put "
+        "ink, dark where few do. The blur shows how much handwriting varies."
+    )
+
+
+def intensities_section(stats: insights.DatasetStats, side: int) -> None:
+    """How much of each image is background, and a histogram of the inked pixels."""
+    st.subheader("Pixel intensities")
+    with st.container(horizontal=True):
+        st.metric("Background pixels (exactly 0)", f"{stats.zero_share:.1%}")
+        inked = (1 - stats.zero_share) * side * side
+        st.metric("Inked pixels per digit", f"{inked:.0f} of {side * side}")
+    st.altair_chart(
+        intensity_chart(insights.intensity_frame(stats.pixel_counts, INTENSITY_BIN)),
+        width="stretch",
+    )
+    st.caption(
+        "The zero pixels are left out, or they would flatten every other bar. Most ink is "
+        "nearly full strength; the rest is the soft edge around each stroke."
+    )
+
+
+def main() -> None:
+    """The page: what MNIST is, then its samples, counts, mean digits and pixel intensities."""
+    st.title("Dataset")
+    stats = stats_or_stop()
+    n_train, n_test = int(stats.train_counts.sum()), int(stats.test_counts.sum())
+    side = stats.mean_images.shape[-1]
+    st.write(
+        f"The network learnt from MNIST: {n_train:,} handwritten digits for training and "
+        f"{n_test:,} kept apart for testing, each {side}x{side} grey pixels, white ink on black."
+    )
+    samples_section(stats, side)
+    counts_section(stats)
+    means_section(stats)
+    intensities_section(stats, side)
+
+
+main()

@@ -47,47 +47,64 @@ def curve_chart(rows, title: str, axis_format: str, scale: alt.Scale) -> alt.Cha
     )
 
 
-st.title("Training history")
-file = history_path(model_path())
-try:
-    history = cached_history(str(file), *insights.file_version(file))
-except ValueError as exc:
-    st.error(str(exc))
-    st.stop()
-if history is None or history.epochs.empty:
-    st.info(NO_HISTORY)
-    st.stop()
+def history_or_stop(file) -> insights.History:
+    """The model's training history, or an error or a note and a stop when there is none."""
+    try:
+        history = cached_history(str(file), *insights.file_version(file))
+    except ValueError as exc:
+        st.error(str(exc))
+        st.stop()
+    if history is None or history.epochs.empty:
+        st.info(NO_HISTORY)
+        st.stop()
+    return history
 
-epochs = history.epochs
-best = epochs.loc[epochs["val_accuracy"].idxmax()]
-with st.container(horizontal=True):
-    st.metric("Epochs", f"{len(epochs)}")
-    st.metric(
-        "Best validation accuracy", f"{best['val_accuracy']:.2%}", help=f"epoch {best['epoch']}"
-    )
-    if "seconds" in epochs:
-        st.metric("Training time", f"{epochs['seconds'].sum():.0f} s")
-st.caption(f"From {file.name}, written by `python train.py` beside the model.")
 
-config = history.config
-loss_name = str(config.get("loss", "training")).replace("_", "-")
-st.subheader("Loss")
-# On a log scale, so the slow gains of the later epochs stay visible next to the first drop.
-loss_rows = insights.curves(epochs, LOSS_CURVES)
-st.altair_chart(
-    curve_chart(loss_rows, f"{loss_name} loss (log scale)", ".2~f", alt.Scale(type="log")),
-    width="stretch",
-)
-st.subheader("Accuracy")
-accuracy_rows = insights.curves(epochs, ACCURACY_CURVES)
-st.altair_chart(
-    curve_chart(accuracy_rows, "accuracy", ".0%", alt.Scale(zero=False)), width="stretch"
-)
-if config.get("augment"):
-    st.caption(
-        "Training figures are measured on randomly distorted digits while the weights still "
-        "change within the epoch, so they lie below the validation figures."
+def summary(epochs, file) -> None:
+    """The number of epochs, the best validation accuracy and the training time."""
+    best = epochs.loc[epochs["val_accuracy"].idxmax()]
+    with st.container(horizontal=True):
+        st.metric("Epochs", f"{len(epochs)}")
+        st.metric(
+            "Best validation accuracy", f"{best['val_accuracy']:.2%}", help=f"epoch {best['epoch']}"
+        )
+        if "seconds" in epochs:
+            st.metric("Training time", f"{epochs['seconds'].sum():.0f} s")
+    st.caption(f"From {file.name}, written by `python train.py` beside the model.")
+
+
+def curves_section(epochs, config: dict) -> None:
+    """The loss and accuracy curves per epoch, for training and validation."""
+    loss_name = str(config.get("loss", "training")).replace("_", "-")
+    st.subheader("Loss")
+    # On a log scale, so the slow gains of the later epochs stay visible next to the first drop.
+    loss_rows = insights.curves(epochs, LOSS_CURVES)
+    st.altair_chart(
+        curve_chart(loss_rows, f"{loss_name} loss (log scale)", ".2~f", alt.Scale(type="log")),
+        width="stretch",
     )
-if config:
-    with st.expander("Training settings"):
-        st.json(config, expanded=True)
+    st.subheader("Accuracy")
+    accuracy_rows = insights.curves(epochs, ACCURACY_CURVES)
+    st.altair_chart(
+        curve_chart(accuracy_rows, "accuracy", ".0%", alt.Scale(zero=False)), width="stretch"
+    )
+    if config.get("augment"):
+        st.caption(
+            "Training figures are measured on randomly distorted digits while the weights still "
+            "change within the epoch, so they lie below the validation figures."
+        )
+
+
+def main() -> None:
+    """The page: a summary of the run, its curves, and the settings it was trained with."""
+    st.title("Training history")
+    file = history_path(model_path())
+    history = history_or_stop(file)
+    summary(history.epochs, file)
+    curves_section(history.epochs, history.config)
+    if history.config:
+        with st.expander("Training settings"):
+            st.json(history.config, expanded=True)
+
+
+main()

@@ -85,40 +85,36 @@ def logit_chart(steps) -> alt.Chart:
     )
 
 
-st.title("Inside the network")
-classifier = classifier_or_stop()
-current = st.session_state.get(CURRENT_INPUT)
-if current is None or not current.preprocessed.has_digit:
-    if current is not None:
-        st.warning(current.preprocessed.reason)
-    st.info("Draw a digit on the main page first, then come back here to look inside.")
-    st.page_link(
-        st.Page(DRAW_PAGE, default=True), label="Go to the drawing pad", icon=":material/draw:"
+def current_or_stop():
+    """The input last drawn, uploaded or picked, or a pointer to the drawing pad and a stop."""
+    current = st.session_state.get(CURRENT_INPUT)
+    if current is None or not current.preprocessed.has_digit:
+        if current is not None:
+            st.warning(current.preprocessed.reason)
+        st.info("Draw a digit on the main page first, then come back here to look inside.")
+        st.page_link(
+            st.Page(DRAW_PAGE, default=True), label="Go to the drawing pad", icon=":material/draw:"
+        )
+        st.stop()
+    return current
+
+
+def introduction(current, reading, x: np.ndarray, hidden, logits: np.ndarray) -> None:
+    """What the page follows, with the input image, the prediction and its confidence."""
+    st.write(
+        f"This page follows {describe(current)} through the network: {len(x)} pixels in, "
+        + "".join(f"{len(h)} hidden units, then " for h in hidden)
+        + f"{len(logits)} scores out. It follows whatever you last drew, uploaded or picked on "
+        "the main page."
     )
-    st.stop()
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.image(enlarge(current.preprocessed.image, IMAGE_SCALE), caption="the network's input")
+        st.metric("Prediction", str(reading.digit))
+        st.metric("Confidence", reading.confidence_text())
 
-x = current.preprocessed.vector
-reading = read_digit(classifier, current.preprocessed)
-*hidden, logits = (a[0] for a in classifier.hidden_and_logits(x[None]))
-winner = reading.digit
 
-st.write(
-    f"This page follows {describe(current)} through the network: {len(x)} pixels in, "
-    + "".join(f"{len(h)} hidden units, then " for h in hidden)
-    + f"{len(logits)} scores out. It follows whatever you last drew, uploaded or picked on "
-    "the main page."
-)
-with st.container(horizontal=True, vertical_alignment="center"):
-    st.image(enlarge(current.preprocessed.image, IMAGE_SCALE), caption="the network's input")
-    st.metric("Prediction", str(winner))
-    st.metric("Confidence", reading.confidence_text())
-
-if not hidden:
-    st.info("This model has no hidden layer: its pixels feed the ten scores directly.")
-else:
-    attribution = insights.first_layer_attribution(classifier, x, winner)
-    top = attribution.top(TOP_UNITS)
-
+def hidden_layers_section(hidden, top: np.ndarray, winner: int) -> None:
+    """Section 1: each hidden layer's activations as a heatmap, the top units ringed."""
     st.header("1. The hidden layers", divider="gray")
     st.write(
         "Each square is one unit (a 'neuron'). Its activation is a weighted sum of the layer "
@@ -134,6 +130,9 @@ else:
                 st.altair_chart(activation_heatmap(h, ringed), width="content")
     st.caption(f"Ringed in red in layer 1: the {len(top)} units that push hardest for {winner}.")
 
+
+def top_units_section(classifier, x: np.ndarray, attribution, top: np.ndarray, winner: int):
+    """Section 2: the top units' weights, what they found in this digit, and their shares."""
     st.header(f"2. The units that say {winner}", divider="gray")
     st.write(
         f"A unit's share of the score for {winner} is its activation times how much that score "
@@ -170,36 +169,63 @@ else:
         f"{attribution.bias_path:+.1f}; the score: {attribution.score:.1f}."
     )
 
-st.header("3. From scores to probabilities", divider="gray")
-steps = insights.output_steps(logits, classifier.output)
-st.altair_chart(logit_chart(steps), width="stretch")
-if classifier.output == "softmax":
-    st.write(
-        "The last layer gives each digit a score, its logit, which can be any number. Softmax "
-        "turns the scores into probabilities in two steps: **exp(logit − highest logit)** makes "
-        "every score positive, and a score 1 higher counts e ≈ 2.7 times as much (subtracting "
-        "the highest logit keeps the numbers small and changes nothing else); then each is "
-        "**divided by their sum**, so the ten add up to 1."
+
+def probabilities_section(classifier, logits: np.ndarray) -> None:
+    """Section 3: the logits as bars, how the output turns them into probabilities, and a table."""
+    st.header("3. From scores to probabilities", divider="gray")
+    steps = insights.output_steps(logits, classifier.output)
+    st.altair_chart(logit_chart(steps), width="stretch")
+    if classifier.output == "softmax":
+        st.write(
+            "The last layer gives each digit a score, its logit, which can be any number. Softmax "
+            "turns the scores into probabilities in two steps: **exp(logit − highest logit)** "
+            "makes every score positive, and a score 1 higher counts e ≈ 2.7 times as much "
+            "(subtracting the highest logit keeps the numbers small and changes nothing else); "
+            "then each is **divided by their sum**, so the ten add up to 1."
+        )
+        positive_title = "exp(logit − max)"
+    else:
+        st.write(
+            "The last layer gives each digit a score, its logit. This model squashes each score "
+            "into 0 to 1 with a sigmoid, then divides by their sum so the ten add up to 1."
+        )
+        positive_title = "sigmoid(logit)"
+    # A static table: ten rows need no scrolling, sorting or search, and it prints on a phone.
+    table = steps.set_index("digit").rename(columns={"positive": positive_title})
+    st.table(
+        table.style.format(
+            {
+                "logit": "{:.2f}",
+                positive_title: "{:.3g}",
+                "probability": lambda p: markdown_safe(insights.percent_text(p, decimals=1)),
+            }
+        )
     )
-    positive_title = "exp(logit − max)"
-else:
-    st.write(
-        "The last layer gives each digit a score, its logit. This model squashes each score "
-        "into 0 to 1 with a sigmoid, then divides by their sum so the ten add up to 1."
+    st.caption(
+        f"The positive scores add up to {steps['positive'].sum():.6g}; each probability is its "
+        "score divided by that sum."
     )
-    positive_title = "sigmoid(logit)"
-# A static table: ten rows need no scrolling, sorting or search, and it prints on a phone.
-table = steps.set_index("digit").rename(columns={"positive": positive_title})
-st.table(
-    table.style.format(
-        {
-            "logit": "{:.2f}",
-            positive_title: "{:.3g}",
-            "probability": lambda p: markdown_safe(insights.percent_text(p, decimals=1)),
-        }
-    )
-)
-st.caption(
-    f"The positive scores add up to {steps['positive'].sum():.6g}; each probability is its "
-    "score divided by that sum."
-)
+
+
+def main() -> None:
+    """The page: the input, its hidden layers and top units, then the output step."""
+    st.title("Inside the network")
+    classifier = classifier_or_stop()
+    current = current_or_stop()
+    x = current.preprocessed.vector
+    reading = read_digit(classifier, current.preprocessed)
+    *hidden, logits = (a[0] for a in classifier.hidden_and_logits(x[None]))
+    winner = reading.digit
+
+    introduction(current, reading, x, hidden, logits)
+    if not hidden:
+        st.info("This model has no hidden layer: its pixels feed the ten scores directly.")
+    else:
+        attribution = insights.first_layer_attribution(classifier, x, winner)
+        top = attribution.top(TOP_UNITS)
+        hidden_layers_section(hidden, top, winner)
+        top_units_section(classifier, x, attribution, top, winner)
+    probabilities_section(classifier, logits)
+
+
+main()

@@ -99,72 +99,77 @@ def digit_tile(image: np.ndarray, scale: int, wrong: bool) -> np.ndarray:
     return insights.framed(tile, FRAME, WRONG_RGB) if wrong else tile
 
 
-st.title("Evaluation")
-classifier = classifier_or_stop()
-try:
-    images, labels = mnist_test_set()
-except DatasetError as exc:
-    st.error(str(exc))
-    st.stop()
-path = model_path()
-result = results_on_test_set(str(path), *insights.file_version(path), classifier)
+def test_set_or_stop():
+    """The MNIST test images and labels, or an error and a stop when they cannot be read."""
+    try:
+        return mnist_test_set()
+    except DatasetError as exc:
+        st.error(str(exc))
+        st.stop()
 
-st.write(f"The model read all {len(labels):,} MNIST test digits, which it never saw in training.")
-with st.container(horizontal=True):
-    st.metric("Accuracy", f"{result.accuracy:.2%}")
-    st.metric("Mistakes", f"{result.mistakes:,} of {len(labels):,}")
 
-st.subheader("Sample predictions")
-if st.button("Other digits", icon=":material/casino:"):
-    st.session_state[SAMPLE_SEED_KEY] = st.session_state.get(SAMPLE_SEED_KEY, 0) + 1
-rng = np.random.default_rng(st.session_state.get(SAMPLE_SEED_KEY, 0))
-sample = rng.choice(len(labels), SAMPLES_SHOWN, replace=False)
-with st.container(horizontal=True, gap="small"):
-    for i in sample:
-        guess, truth = int(result.predicted[i]), int(labels[i])
-        wrong = guess != truth
-        st.image(
-            digit_tile(images[i], SAMPLE_SCALE, wrong),
-            caption=f"✗ {guess}, is {truth}" if wrong else f"{guess}",
+def sample_predictions(result, images: np.ndarray, labels: np.ndarray) -> None:
+    """A random handful of test digits with the network's answers, reshuffled by a button."""
+    st.subheader("Sample predictions")
+    if st.button("Other digits", icon=":material/casino:"):
+        st.session_state[SAMPLE_SEED_KEY] = st.session_state.get(SAMPLE_SEED_KEY, 0) + 1
+    rng = np.random.default_rng(st.session_state.get(SAMPLE_SEED_KEY, 0))
+    sample = rng.choice(len(labels), SAMPLES_SHOWN, replace=False)
+    with st.container(horizontal=True, gap="small"):
+        for i in sample:
+            guess, truth = int(result.predicted[i]), int(labels[i])
+            wrong = guess != truth
+            st.image(
+                digit_tile(images[i], SAMPLE_SCALE, wrong),
+                caption=f"✗ {guess}, is {truth}" if wrong else f"{guess}",
+            )
+    n_right = int(np.sum(result.predicted[sample] == labels[sample]))
+    st.caption(
+        f"{SAMPLES_SHOWN} random test digits, each with the network's answer: {n_right} read "
+        "right. Wrong answers are framed in red."
+    )
+
+
+def confusion_section(result) -> tuple[int | None, int | None]:
+    """The clickable confusion matrix and the two digit pickers; returns the picked pair."""
+    st.subheader("Which digits get mixed up")
+    st.write(
+        "Rows are the true digits, columns what the network read. The diagonal counts the "
+        "digits read right; every other cell is a kind of mistake, redder when more common. "
+        "Click a cell, or pick the two digits below, to see those mistakes."
+    )
+    # Open on the commonest mistake, so the page shows some without a click.
+    if TRUE_KEY not in st.session_state:
+        st.session_state[TRUE_KEY], st.session_state[PREDICTED_KEY] = insights.worst_confusion(
+            result.confusion
         )
-n_right = int(np.sum(result.predicted[sample] == labels[sample]))
-st.caption(
-    f"{SAMPLES_SHOWN} random test digits, each with the network's answer: {n_right} read right. "
-    "Wrong answers are framed in red."
-)
-
-st.subheader("Which digits get mixed up")
-st.write(
-    "Rows are the true digits, columns what the network read. The diagonal counts the digits "
-    "read right; every other cell is a kind of mistake, redder when more common. Click a cell, "
-    "or pick the two digits below, to see those mistakes."
-)
-if TRUE_KEY not in st.session_state:
-    st.session_state[TRUE_KEY], st.session_state[PREDICTED_KEY] = insights.worst_confusion(
-        result.confusion
+    picked = (st.session_state[TRUE_KEY], st.session_state[PREDICTED_KEY])
+    st.altair_chart(
+        confusion_chart(result.confusion, picked),
+        key=CHART_KEY,
+        on_select=pick_from_chart,
+        selection_mode=CELL_PARAM,
+        width="content",
     )
-picked = (st.session_state[TRUE_KEY], st.session_state[PREDICTED_KEY])
-st.altair_chart(
-    confusion_chart(result.confusion, picked),
-    key=CHART_KEY,
-    on_select=pick_from_chart,
-    selection_mode=CELL_PARAM,
-    width="content",
-)
-options = [None, *range(N_CLASSES)]
-with st.container(horizontal=True):
-    true = st.selectbox("True digit", options, key=TRUE_KEY, format_func=any_digit)
-    predicted = st.selectbox("Read as", options, key=PREDICTED_KEY, format_func=any_digit)
+    options = [None, *range(N_CLASSES)]
+    with st.container(horizontal=True):
+        true = st.selectbox("True digit", options, key=TRUE_KEY, format_func=any_digit)
+        predicted = st.selectbox("Read as", options, key=PREDICTED_KEY, format_func=any_digit)
+    return true, predicted
 
-wrong = insights.misclassified(result, true, predicted)
-if true is not None and true == predicted:
-    st.info(
-        f"{result.confusion[true, true]:,} test digits {true} were read right; pick two "
-        "different digits to see mistakes."
-    )
-elif not len(wrong):
-    st.info("No test digit was mixed up that way.")
-else:
+
+def mistakes_section(result, images, labels, true: int | None, predicted: int | None) -> None:
+    """The test digits of the picked kind of mistake, each with the network's likeliest answers."""
+    wrong = insights.misclassified(result, true, predicted)
+    if true is not None and true == predicted:
+        st.info(
+            f"{result.confusion[true, true]:,} test digits {true} were read right; pick two "
+            "different digits to see mistakes."
+        )
+        return
+    if not len(wrong):
+        st.info("No test digit was mixed up that way.")
+        return
     st.markdown(
         f"**{len(wrong)} mistakes** (true {any_digit(true)}, read as {any_digit(predicted)})"
         + (f", the {MISTAKES_SHOWN} most confident shown" if len(wrong) > MISTAKES_SHOWN else "")
@@ -178,15 +183,42 @@ else:
                 top = insights.top_k_text(result.proba[i], TOP_K, sep="  \n")
                 st.caption(f"**#{i}** is {labels[i]}  \n{top}")
 
-st.subheader("Per digit")
-st.write(
-    "**Precision**: of the digits read as this one, how many really were. "
-    "**Recall**: of the real ones, how many were read right."
-)
-# A static table: ten rows need no scrolling, sorting or search, and it prints on a phone.
-report = insights.class_report(result.confusion).set_index("digit")
-st.table(
-    report.style.format(
-        {"images": "{:,}", "read right": "{:,}", "precision": "{:.1%}", "recall": "{:.1%}"}
+
+def per_digit_section(result) -> None:
+    """Precision and recall for each digit, in a table."""
+    st.subheader("Per digit")
+    st.write(
+        "**Precision**: of the digits read as this one, how many really were. "
+        "**Recall**: of the real ones, how many were read right."
     )
-)
+    # A static table: ten rows need no scrolling, sorting or search, and it prints on a phone.
+    report = insights.class_report(result.confusion).set_index("digit")
+    st.table(
+        report.style.format(
+            {"images": "{:,}", "read right": "{:,}", "precision": "{:.1%}", "recall": "{:.1%}"}
+        )
+    )
+
+
+def main() -> None:
+    """The page: accuracy on the test set, samples, confusions, mistakes and per-digit figures."""
+    st.title("Evaluation")
+    classifier = classifier_or_stop()
+    images, labels = test_set_or_stop()
+    path = model_path()
+    result = results_on_test_set(str(path), *insights.file_version(path), classifier)
+
+    st.write(
+        f"The model read all {len(labels):,} MNIST test digits, which it never saw in training."
+    )
+    with st.container(horizontal=True):
+        st.metric("Accuracy", f"{result.accuracy:.2%}")
+        st.metric("Mistakes", f"{result.mistakes:,} of {len(labels):,}")
+
+    sample_predictions(result, images, labels)
+    true, predicted = confusion_section(result)
+    mistakes_section(result, images, labels, true, predicted)
+    per_digit_section(result)
+
+
+main()

@@ -27,6 +27,7 @@ def picked(samples) -> list[int]:
 
 
 def delete(store: UserStore, ids: list[int]) -> None:
+    """Delete the samples `ids` and leave a message for the next run to show."""
     try:
         removed = store.delete(ids)
     except StoreError as exc:
@@ -49,7 +50,8 @@ def tile(sample) -> None:
         st.checkbox("Pick", key=f"{PICK}{sample.id}")
 
 
-def main() -> None:
+def introduction() -> None:
+    """The title, what the page keeps, and the message left by the last delete."""
     st.title("Your samples")
     st.write(
         "Each time you answer **Right** or **Wrong, it was…** under a prediction, your drawing "
@@ -58,19 +60,10 @@ def main() -> None:
     flash = st.session_state.pop(FLASH, None)
     if flash is not None:
         getattr(st, flash[0])(flash[1])
-    store = UserStore()
-    try:
-        samples = store.samples()
-    except StoreError as exc:
-        st.error(str(exc))
-        return
-    if not samples:
-        st.info(
-            "No samples yet: draw a digit on the main page and answer Right or Wrong under its "
-            "prediction."
-        )
-        return
 
+
+def summary(samples) -> None:
+    """How many samples there are, how many were read wrong, and how many of each digit."""
     wrong = sum(map(read_wrong, samples))
     with st.container(horizontal=True):
         st.metric("Samples", len(samples))
@@ -78,6 +71,9 @@ def main() -> None:
     counts = [sum(s.label == d for s in samples) for d in range(N_CLASSES)]
     st.caption("Per digit: " + ", ".join(f"{d}: {n}" for d, n in enumerate(counts) if n))
 
+
+def shown_samples(samples) -> list:
+    """The filter control, and the newest samples it lets through, at most SHOWN."""
     view = st.segmented_control(
         "Show", ["All", "Read wrong"], default="All", key="samples-view", width="content"
     )
@@ -85,7 +81,11 @@ def main() -> None:
     shown = shown[::-1][:SHOWN]  # newest first
     if len(shown) == SHOWN:
         st.caption(f"The newest {SHOWN} are shown; the export has them all.")
+    return shown
 
+
+def actions(store: UserStore, samples) -> None:
+    """The buttons to delete the picked samples and to export them all."""
     ids = picked(samples)
     with st.container(horizontal=True, vertical_alignment="center"):
         st.button(
@@ -108,6 +108,27 @@ def main() -> None:
                 icon=":material/download:",
                 on_click="ignore",
             )
+
+
+def main() -> None:
+    """The page: a summary, the filter and actions, then a gallery of the samples."""
+    introduction()
+    store = UserStore()
+    try:
+        samples = store.samples()
+    except StoreError as exc:
+        st.error(str(exc))
+        return
+    if not samples:
+        st.info(
+            "No samples yet: draw a digit on the main page and answer Right or Wrong under its "
+            "prediction."
+        )
+        return
+
+    summary(samples)
+    shown = shown_samples(samples)
+    actions(store, samples)
     with st.container(horizontal=True, gap="small"):
         for sample in shown:
             tile(sample)
