@@ -225,7 +225,8 @@ def median(values) -> float:
     return float(np.median(values))
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
+    """The command-line options described in the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run (first dropped)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every run")
@@ -233,18 +234,15 @@ def main() -> None:
     parser.add_argument("--breakdown", action="store_true", help="also time hand-written steps")
     parser.add_argument("--full", action="store_true", help="also time the default train.py")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    data = load_mnist()
-    images, labels = data.train_images, data.train_labels
-    base = TrainConfig()
+
+def measure_rounds(args, images, labels, hand_modes) -> list[dict[str, list[float]]]:
+    """Every measurement once per round: per round, a list of figures under each key."""
+    batch_size = TrainConfig().batch_size
     plain = TrainConfig(epochs=args.epochs, augment=False, blas_threads=args.threads)
     augmented = TrainConfig(epochs=args.epochs, augment=True, blas_threads=args.threads)
-    flops = epoch_flops(len(images))
-    steps = -(-len(images) // base.batch_size)
     x_all = to_input(images) if args.breakdown else None
-    hand_modes = ("products", "step", "step+sgd") if args.breakdown else ()
-
     # The machine is shared and noisy, so every measurement runs once per round, interleaved:
     # a busy spell then slows all of them alike, and the medians and ratios stay comparable.
     keys = ["peak", "shapes", "plain", "augmented", "torch", *hand_modes]
@@ -252,21 +250,19 @@ def main() -> None:
     for r in rounds:
         with threadpool_limits(args.threads, "blas"):
             r["peak"].append(sgemm_rate(2048, 2048, 2048, reps=5))
-            r["shapes"].append(training_shapes_rate(base.batch_size))
+            r["shapes"].append(training_shapes_rate(batch_size))
             for mode in hand_modes:
-                r[mode].append(hand_epoch_seconds(x_all, labels, base.batch_size, mode))
+                r[mode].append(hand_epoch_seconds(x_all, labels, batch_size, mode))
         r["plain"] += numpy_epochs(images, labels, plain)
         r["augmented"] += numpy_epochs(images, labels, augmented)
         r["torch"] += torch_epochs(images, labels, plain) or []
-    every = {k: [v for r in rounds for v in r[k]] for k in keys}
-    peak_rate, shape_rate = median(every["peak"]), median(every["shapes"])
-    floor = flops / (peak_rate * 1e9)
-    shape_floor = flops / (shape_rate * 1e9)
-    plain_s, aug_s = median(every["plain"]), median(every["augmented"])
-    torch_s = median(every["torch"]) if every["torch"] else None
-    # The same ratios within each round, against that round's own SGEMM rate: their spread is
-    # the honest error bar on the medians above.
-    per_round = {
+    return rounds
+
+
+def per_round_ratios(rounds, flops: float, with_torch: bool) -> dict[str, list[float]]:
+    """The headline ratios within each round, against that round's own SGEMM rate."""
+    # Their spread is the honest error bar on the medians over all rounds.
+    return {
         "plain_over_floor_peak": [
             median(r["plain"]) * median(r["peak"]) * 1e9 / flops for r in rounds
         ],
@@ -274,13 +270,22 @@ def main() -> None:
             median(r["plain"]) * median(r["shapes"]) * 1e9 / flops for r in rounds
         ],
         "numpy_over_torch": [median(r["plain"]) / median(r["torch"]) for r in rounds]
-        if torch_s
+        if with_torch
         else [],
     }
 
+
+def summarize(args, rounds, flops: float, hand_modes) -> dict:
+    """The figures, as printed by --json: medians over all rounds, ratios and per-round ratios."""
+    every = {k: [v for r in rounds for v in r[k]] for k in rounds[0]}
+    peak_rate, shape_rate = median(every["peak"]), median(every["shapes"])
+    floor = flops / (peak_rate * 1e9)
+    shape_floor = flops / (shape_rate * 1e9)
+    plain_s, aug_s = median(every["plain"]), median(every["augmented"])
+    torch_s = median(every["torch"]) if every["torch"] else None
     figures = {
         "threads": args.threads,
-        "batch_size": base.batch_size,
+        "batch_size": TrainConfig().batch_size,
         "epochs_timed_each": len(every["plain"]),
         "epoch_gflop": flops / 1e9,
         "sgemm_gflops_peak": peak_rate,
@@ -294,29 +299,35 @@ def main() -> None:
         "plain_over_floor_training_shapes": plain_s / shape_floor,
         "augmented_over_plain": aug_s / plain_s,
         "numpy_over_torch": plain_s / torch_s if torch_s else None,
-        "per_round": per_round,
+        "per_round": per_round_ratios(rounds, flops, bool(torch_s)),
     }
     for mode in hand_modes:
         figures[f"hand_{mode}_epoch_s"] = median(every[mode])
-    if args.full:
-        wall, peak_mb, last = time_default_training()
-        figures.update(default_train_wall_s=wall, default_train_peak_rss_mb=peak_mb)
-        figures["default_train_result"] = last
+    return figures
 
-    if args.json:
-        print(json.dumps(figures))
-        return
+
+def print_report(figures: dict, n_rounds: int, n_images: int, hand_modes, full: bool) -> None:
+    """Print the figures from `summarize` as the human-readable report."""
+    f = figures
+    batch, floor, shape_floor = f["batch_size"], f["floor_s_peak"], f["floor_s_training_shapes"]
+    plain_s, aug_s, torch_s = (
+        f["numpy_plain_epoch_s"],
+        f["numpy_augmented_epoch_s"],
+        f["torch_epoch_s"],
+    )
 
     def spread(key: str) -> str:
-        return "per round " + ", ".join(f"{v:.2f}" for v in per_round[key])
+        return "per round " + ", ".join(f"{v:.2f}" for v in f["per_round"][key])
 
     print(
-        f"machine: {os.cpu_count()} cores, BLAS threads {args.threads}, batch {base.batch_size}, "
-        f"{args.rounds} interleaved rounds, medians of {len(every['plain'])} epochs each"
+        f"machine: {os.cpu_count()} cores, BLAS threads {f['threads']}, batch {batch}, "
+        f"{n_rounds} interleaved rounds, medians of {f['epochs_timed_each']} epochs each"
     )
-    print(f"one epoch = {flops / 1e9:.1f} GFLOP over {len(images)} images ({steps} steps)")
+    steps = -(-n_images // batch)
+    print(f"one epoch = {f['epoch_gflop']:.1f} GFLOP over {n_images} images ({steps} steps)")
     print(
-        f"SGEMM rate: {peak_rate:.0f} GFLOP/s (2048^3), {shape_rate:.0f} GFLOP/s "
+        f"SGEMM rate: {f['sgemm_gflops_peak']:.0f} GFLOP/s (2048^3), "
+        f"{f['sgemm_gflops_training_shapes']:.0f} GFLOP/s "
         "(training shapes: the step's 8 products, each timed alone, FLOP-weighted)"
     )
     print(f"arithmetic floor: {floor:.3f} s (peak rate), {shape_floor:.3f} s (training shapes)")
@@ -337,13 +348,34 @@ def main() -> None:
             f"  ({spread('numpy_over_torch')})"
         )
     for mode in hand_modes:
-        hand = median(every[mode])
+        hand = f[f"hand_{mode}_epoch_s"]
         print(
             f"hand-written {mode:9s} epoch: {hand:.3f} s = {hand / shape_floor:.2f}x floor "
             f"(training shapes), {hand / floor:.2f}x floor (peak); trainer = {plain_s / hand:.2f}x"
         )
+    if full:
+        print(
+            f"default `python train.py`: {f['default_train_wall_s']:.1f} s wall, "
+            f"peak RSS {f['default_train_peak_rss_mb']:.0f} MB; {f['default_train_result']}"
+        )
+
+
+def main() -> None:
+    args = parse_args()
+    data = load_mnist()
+    images, labels = data.train_images, data.train_labels
+    flops = epoch_flops(len(images))
+    hand_modes = ("products", "step", "step+sgd") if args.breakdown else ()
+    rounds = measure_rounds(args, images, labels, hand_modes)
+    figures = summarize(args, rounds, flops, hand_modes)
     if args.full:
-        print(f"default `python train.py`: {wall:.1f} s wall, peak RSS {peak_mb:.0f} MB; {last}")
+        wall, peak_mb, last = time_default_training()
+        figures.update(default_train_wall_s=wall, default_train_peak_rss_mb=peak_mb)
+        figures["default_train_result"] = last
+    if args.json:
+        print(json.dumps(figures))
+        return
+    print_report(figures, args.rounds, len(images), hand_modes, args.full)
 
 
 if __name__ == "__main__":

@@ -146,100 +146,110 @@ def _inverse_maps(matrices: np.ndarray) -> np.ndarray:
     return inverse
 
 
-def warp_affine(
-    images: np.ndarray, matrices: np.ndarray, out: np.ndarray | None = None
-) -> np.ndarray:
-    """Warp uint8 images (n, h, w) by forward maps (n, 2, 3) into float32 (n, h*w) in [0, 1].
+def _source_coefficients(matrices: np.ndarray, chunk: int) -> np.ndarray:
+    """Per-chunk maps (blocks, 2 * chunk, 3) float32 from output (j, i, 1) to source x, then y.
 
-    Bilinear with zeros outside the image; sample positions are accurate to 1/16 pixel.
+    Positions are in 1/16 px of the zero-bordered frame plus 2**23; the constant column is an
+    integer, so float32 rounds each position to an integer, within 1/16 px. Padding maps of the
+    last chunk are the identity.
     """
-    n, h, w = images.shape
-    hw = h * w
-    if out is None:
-        out = np.empty((n, hw), np.float32)
-    if n == 0:
-        return out
-    images = np.ascontiguousarray(images, dtype=np.uint8)
-    chunk = min(CHUNK, n)
+    n = len(matrices)
     blocks = -(-n // chunk)
-
-    # Each image sits in a frame with a zero row above and below and a zero column on the
-    # left, which is also the zero column right of the row above. Entry e of the table packs
-    # frame bytes (e, e + 1, e + cols, e + cols + 1): the 2x2 neighbourhood of frame pixel e.
-    cols = w + 1
-    size = (h + 2) * cols
-    frames = np.zeros(chunk * size + cols + 1, np.uint8)
-    # A row of pixels as one w-byte item, so one copy call moves whole rows.
-    image_rows = np.ndarray((chunk, h), f"V{w}", frames, cols + 1, (size, cols))
-    table = np.empty(chunk * size + cols, "<u4")
-    pairs = np.ndarray(table.shape, "<u2", frames, 0, (1,))  # bytes (e, e + 1), unaligned
-    table_low, table_high = table[: chunk * size], table[cols:]
-
-    # Source positions in 1/16 px of the frame plus 2**23, as one (2 * chunk, 3) block per
-    # chunk: block @ (j, i, 1) holds x for the chunk's output pixels, then y. The constant
-    # column is an integer, so float32 rounds each position to an integer, within 1/16 px.
     coefficients = np.zeros((blocks * chunk, 2, 3))
     coefficients[:, 0, 0] = coefficients[:, 1, 1] = 1
     coefficients[:n] = _inverse_maps(matrices)
     coefficients *= _ONE
     coefficients[:, :, 2] = np.rint(coefficients[:, :, 2]) + _ONE + _MAGIC  # + the border
     coefficients = coefficients.reshape(blocks, chunk, 2, 3).transpose(0, 2, 1, 3)
-    coefficients = coefficients.reshape(blocks, 2 * chunk, 3).astype(np.float32)
-    pixel_rows, pixel_cols = np.divmod(np.arange(hw), w)
-    grid = np.stack([pixel_cols, pixel_rows, np.ones(hw)]).astype(np.float32)
-    # Clipping to the frame's border is exact: there fx or fy is 0, and every tap with a
-    # non-zero weight lies on the zero border.
-    x_limit, y_limit = _MAGIC + _ONE * (w + 1), _MAGIC + _ONE * (h + 1)
+    return coefficients.reshape(blocks, 2 * chunk, 3).astype(np.float32)
 
-    position = np.empty((2 * chunk, hw), np.float32)
-    x_position, y_position = position[:chunk], position[chunk:]
-    bits = position.reshape(-1).view(np.uint32)
-    x_bits, y_bits = bits[: chunk * hw], bits[chunk * hw :]
-    # x_bits = E + 16 x + fx and y_bits = E + 16 y + fy, with E the bits of 2**23, so
-    # (y_bits - fy) * cols + x_bits + offset = 16 * (frame start + y * cols + x) + fx.
-    offset = np.arange(chunk, dtype=np.int64)[:, None] * size * _ONE - _EXPONENT * (cols + 1)
-    offset = (offset % 2**32).astype(np.uint32)
-    room = np.empty(max(chunk * hw, chunk * size), np.int64)
-    index_flat = room[: chunk * hw]
-    index = index_flat.reshape(chunk, hw)
-    scratch = room.view(np.uint32)  # free but for the take
-    high, lanes = scratch[: chunk * size], scratch[: chunk * hw]
-    taps = np.empty((chunk, hw), "<u4")
-    flat = taps  # the index as uint32, before the taps overwrite it
-    flat_1d, taps_1d = flat.reshape(-1), taps.reshape(-1)
-    result_int = lanes.view(np.int32).reshape(chunk, hw)
-    spare = np.empty((chunk, hw), np.float32)
-    scale = np.float32(1 / (255 * _ONE * _ONE))
 
-    for block in range(blocks):
-        start = block * chunk
-        stop = min(start + chunk, n)
-        image_rows[: stop - start] = images[start:stop].view(f"V{w}").reshape(-1, h)
+class _WarpBuffers:
+    """Buffers for warping chunks of up to `chunk` images (h, w), reused from chunk to chunk.
+
+    Several buffers share memory; each step below only overwrites what earlier steps are done
+    with, so a chunk runs `fill_table`, `locate`, `interpolate`, `store` in that order.
+    """
+
+    def __init__(self, chunk: int, h: int, w: int) -> None:
+        self.chunk, self.h, self.w, self.hw = chunk, h, w, h * w
+        self.cols = w + 1
+        self.size = (h + 2) * self.cols
+        self._init_table()
+        self._init_positions()
+
+    def _init_table(self) -> None:
+        """Allocate the zero-bordered frames (chunk, h + 2, w + 1) and their uint32 tap table."""
+        chunk, h, w, cols, size = self.chunk, self.h, self.w, self.cols, self.size
+        # Each image sits in a frame with a zero row above and below and a zero column on the
+        # left, which is also the zero column right of the row above. Entry e of the table packs
+        # frame bytes (e, e + 1, e + cols, e + cols + 1): the 2x2 neighbourhood of frame pixel e.
+        frames = np.zeros(chunk * size + cols + 1, np.uint8)
+        # A row of pixels as one w-byte item, so one copy call moves whole rows.
+        self.image_rows = np.ndarray((chunk, h), f"V{w}", frames, cols + 1, (size, cols))
+        self.table = np.empty(chunk * size + cols, "<u4")
+        self.pairs = np.ndarray(self.table.shape, "<u2", frames, 0, (1,))  # unaligned (e, e + 1)
+        self.table_low, self.table_high = self.table[: chunk * size], self.table[cols:]
+
+    def _init_positions(self) -> None:
+        """Allocate the source positions (2 * chunk, h * w) and the index and lerp buffers."""
+        chunk, h, w, hw, cols, size = self.chunk, self.h, self.w, self.hw, self.cols, self.size
+        pixel_rows, pixel_cols = np.divmod(np.arange(hw), w)
+        self.grid = np.stack([pixel_cols, pixel_rows, np.ones(hw)]).astype(np.float32)
+        # Clipping to the frame's border is exact: there fx or fy is 0, and every tap with a
+        # non-zero weight lies on the zero border.
+        self.x_limit, self.y_limit = _MAGIC + _ONE * (w + 1), _MAGIC + _ONE * (h + 1)
+        self.position = np.empty((2 * chunk, hw), np.float32)
+        self.x_position, self.y_position = self.position[:chunk], self.position[chunk:]
+        self.bits = self.position.reshape(-1).view(np.uint32)
+        self.x_bits, self.y_bits = self.bits[: chunk * hw], self.bits[chunk * hw :]
+        # x_bits = E + 16 x + fx and y_bits = E + 16 y + fy, with E the bits of 2**23, so
+        # (y_bits - fy) * cols + x_bits + offset = 16 * (frame start + y * cols + x) + fx.
+        offset = np.arange(chunk, dtype=np.int64)[:, None] * size * _ONE - _EXPONENT * (cols + 1)
+        self.offset = (offset % 2**32).astype(np.uint32)
+        room = np.empty(max(chunk * hw, chunk * size), np.int64)
+        self.index_flat = room[: chunk * hw]
+        self.index = self.index_flat.reshape(chunk, hw)
+        scratch = room.view(np.uint32)  # free but for the take
+        self.high, self.lanes = scratch[: chunk * size], scratch[: chunk * hw]
+        self.taps = np.empty((chunk, hw), "<u4")
+        self.flat = self.taps  # the index as uint32, before the taps overwrite it
+        self.flat_1d, self.taps_1d = self.flat.reshape(-1), self.taps.reshape(-1)
+        self.result_int = self.lanes.view(np.int32).reshape(chunk, hw)
+        self.spare = np.empty((chunk, hw), np.float32)
+        self.scale = np.float32(1 / (255 * _ONE * _ONE))
+
+    def fill_table(self, images: np.ndarray) -> None:
+        """Frame contiguous uint8 images (k, h, w), k <= chunk, and pack their 2x2 taps."""
+        self.image_rows[: len(images)] = images.view(f"V{self.w}").reshape(-1, self.h)
         # table[e] = pairs[e] | pairs[e + cols] << 16: the neighbourhood's two rows.
-        np.copyto(table, pairs)
-        np.left_shift(table_high, 16, out=high)
-        table_low |= high
+        np.copyto(self.table, self.pairs)
+        np.left_shift(self.table_high, 16, out=self.high)
+        self.table_low |= self.high
 
-        np.matmul(coefficients[block], grid, out=position)
-        if h == w:
-            np.clip(position, _MAGIC, x_limit, out=position)
+    def locate(self, coefficients: np.ndarray) -> None:
+        """Map coefficients (2 * chunk, 3) to table indices, leaving fx, fy in x_bits, y_bits."""
+        position, flat = self.position, self.flat_1d
+        np.matmul(coefficients, self.grid, out=position)
+        if self.h == self.w:
+            np.clip(position, _MAGIC, self.x_limit, out=position)
         else:
-            np.clip(x_position, _MAGIC, x_limit, out=x_position)
-            np.clip(y_position, _MAGIC, y_limit, out=y_position)
-        np.bitwise_and(y_bits, ~(_ONE - 1) & 0xFFFFFFFF, out=flat_1d)
-        flat_1d *= cols
-        flat_1d += x_bits
-        flat += offset
-        flat >>= FRAC_BITS
-        np.copyto(index, flat)
-        np.bitwise_and(bits, _ONE - 1, out=bits)  # from here on: fx, fy in 0..15
-        fx, fy = x_bits, y_bits
+            np.clip(self.x_position, _MAGIC, self.x_limit, out=self.x_position)
+            np.clip(self.y_position, _MAGIC, self.y_limit, out=self.y_position)
+        np.bitwise_and(self.y_bits, ~(_ONE - 1) & 0xFFFFFFFF, out=flat)
+        flat *= self.cols
+        flat += self.x_bits
+        self.flat += self.offset
+        self.flat >>= FRAC_BITS
+        np.copyto(self.index, self.flat)
+        np.bitwise_and(self.bits, _ONE - 1, out=self.bits)  # from here on: fx, fy in 0..15
 
-        q = taps_1d
-        np.take(table, index_flat, out=q, mode="clip")
+    def interpolate(self) -> None:
+        """Fetch the taps and lerp them into result_int (chunk, h * w): 255 * 256 * intensity."""
+        q, lo, fx, fy = self.taps_1d, self.lanes, self.x_bits, self.y_bits
+        np.take(self.table, self.index_flat, out=q, mode="clip")
         # q holds bytes (p00, p01, p10, p11). Split it into 16-bit lanes (p00, p10) and
         # (p01, p11) and lerp along x in both rows at once: 16 * left + fx * (right - left).
-        lo = lanes
         np.bitwise_and(q, _BYTES, out=lo)
         q >>= 8
         q &= _BYTES
@@ -253,11 +263,39 @@ def warp_affine(
         np.subtract(_ONE << 16, fy, out=fy)
         lo *= fy
         lo >>= 16
-        result = out[start:stop] if stop - start == chunk else spare
-        np.copyto(result, result_int, casting="unsafe")
-        result *= scale
-        if result is spare:
-            out[start:stop] = spare[: stop - start]
+
+    def store(self, out: np.ndarray) -> None:
+        """Scale result_int into out (k, h * w) float32 in [0, 1], k <= chunk."""
+        # A full chunk converts straight into out; only a short last one goes via spare.
+        result = out if len(out) == self.chunk else self.spare
+        np.copyto(result, self.result_int, casting="unsafe")
+        result *= self.scale
+        if result is self.spare:
+            out[...] = self.spare[: len(out)]
+
+
+def warp_affine(
+    images: np.ndarray, matrices: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Warp uint8 images (n, h, w) by forward maps (n, 2, 3) into float32 (n, h*w) in [0, 1].
+
+    Bilinear with zeros outside the image; sample positions are accurate to 1/16 pixel.
+    """
+    n, h, w = images.shape
+    if out is None:
+        out = np.empty((n, h * w), np.float32)
+    if n == 0:
+        return out
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    chunk = min(CHUNK, n)
+    buffers = _WarpBuffers(chunk, h, w)
+    coefficients = _source_coefficients(matrices, chunk)
+    for block, start in enumerate(range(0, n, chunk)):
+        stop = min(start + chunk, n)
+        buffers.fill_table(images[start:stop])
+        buffers.locate(coefficients[block])
+        buffers.interpolate()
+        buffers.store(out[start:stop])
     return out
 
 
