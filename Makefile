@@ -15,6 +15,7 @@ app: $(VENV)/.app-installed
 test: $(VENV)/.dev-installed chromium
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 # The edit-test loop: no browser, no training run as a command.

@@ -280,4 +280,7 @@ class MSE:
         return self.diff / len(self.diff)
 
 
-LOSSES = {"cross_entropy": SoftmaxCrossEntropy, "mse": MSE}
+LOSSES: dict[str, type[SoftmaxCrossEntropy | MSE]] = {
+    "cross_entropy": SoftmaxCrossEntropy,
+    "mse": MSE,
+}

@@ -110,10 +110,14 @@ def main(argv: list[str] | None = None) -> int:
 
     outcomes = [read_digit(path) for path in args.images]
     # One forward pass for every image that holds a digit.
-    found = [i for i, (result, _) in enumerate(outcomes) if result is not None and result.has_digit]
+    found = {
+        i: result
+        for i, (result, _) in enumerate(outcomes)
+        if result is not None and result.has_digit
+    }
     probas = {}
     if found:
-        stacked = np.stack([outcomes[i][0].vector for i in found])
+        stacked = np.stack([result.vector for result in found.values()])
         probas = dict(zip(found, classifier.predict_proba(stacked), strict=True))
 
     status = 0
@@ -129,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         elif proba is not None:
             print(f"{path}: {describe(proba, args.top)}")
         elif error is None:
+            assert result is not None, "read_digit returns a result or an error"
             print(f"{path}: {result.reason}")
     return status
 

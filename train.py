@@ -33,10 +33,15 @@ from digits.training.evaluation import (
 from digits.training.finetune import FinetuneConfig, FinetuneError, finetune
 from digits.training.progress import MovingAverage
 from digits.training.trainer import TrainConfig, fit, training_data
-from layers import ACTIVATIONS
+from layers import ACTIVATIONS, LOSSES
 from model_loader import MODEL_PATH, ModelFileError, load_params
 from optimizers import OPTIMIZERS
 from schedules import SCHEDULES
+
+
+def fail(message: str, code: int) -> int:
+    print(f"train.py: {message}", file=sys.stderr)
+    return code
 
 
 def positive_int(text: str) -> int:
@@ -46,82 +51,67 @@ def positive_int(text: str) -> int:
     return value
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    d = TrainConfig()
-    p = argparse.ArgumentParser(
-        description="Train the NumPy MLP on MNIST and save its weights.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--epochs", type=positive_int, default=d.epochs, help="passes over the data")
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="images a step")
-    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
-    p.add_argument(
-        "--optimizer", choices=sorted(OPTIMIZERS), default=d.optimizer, help="the update rule"
-    )
-    p.add_argument("--momentum", type=float, default=d.momentum, help="for sgd")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="L2 on weights")
-    p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule, help="of the learning rate")
-    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs, help="for cosine")
-    p.add_argument(
-        "--hidden",
-        type=positive_int,
-        nargs="+",
-        default=list(d.hidden),
-        help="hidden layer sizes",
-    )
-    p.add_argument(
-        "--activation", choices=sorted(ACTIVATIONS), default=d.activation, help="in hidden layers"
-    )
-    p.add_argument(
-        "--loss",
-        choices=["cross_entropy", "mse"],
-        default=d.loss,
-        help="softmax cross-entropy, or the sigmoid seeds' mean squared error",
-    )
-    p.add_argument("--batchnorm", action="store_true", help="batch norm after each hidden layer")
-    p.add_argument("--dropout", type=float, default=d.dropout, help="after each hidden layer")
-    p.add_argument(
-        "--augment",
-        action=argparse.BooleanOptionalAction,
-        default=d.augment,
-        help="random affine and stroke-width augmentation",
-    )
-    p.add_argument(
-        "--drawn",
-        action=argparse.BooleanOptionalAction,
-        default=d.drawn,
-        help="add the MNIST training digits drawn as people draw them (--drawn-file) to the "
+# The TrainConfig fields that have a flag: field -> (help, add_argument options). A field's
+# flag is its name with dashes, its default the field's; a bool field gets --x / --no-x.
+RECIPE_FLAGS: dict[str, tuple[str, dict]] = {
+    "epochs": ("passes over the data", {"type": positive_int}),
+    "batch_size": ("images a step", {"type": positive_int}),
+    "lr": ("peak learning rate", {"type": float}),
+    "optimizer": ("the update rule", {"choices": sorted(OPTIMIZERS)}),
+    "momentum": ("for sgd", {"type": float}),
+    "weight_decay": ("L2 on weights", {"type": float}),
+    "schedule": ("of the learning rate", {"choices": SCHEDULES}),
+    "warmup_epochs": ("for cosine", {"type": float}),
+    "hidden": ("hidden layer sizes", {"type": positive_int, "nargs": "+"}),
+    "activation": ("in hidden layers", {"choices": sorted(ACTIVATIONS)}),
+    "loss": (
+        "softmax cross-entropy, or the mean squared error of sigmoid outputs",
+        {"choices": sorted(LOSSES)},
+    ),
+    "batchnorm": ("batch norm after each hidden layer", {}),
+    "dropout": ("after each hidden layer", {"type": float}),
+    "augment": ("random affine and stroke-width augmentation", {}),
+    "drawn": (
+        "add the MNIST training digits drawn as people draw them (--drawn-file) to the "
         "training images",
-    )
-    p.add_argument("--drawn-file", type=Path, default=DRAWN_PATH, help="made by drawn_digits.py")
-    p.add_argument(
-        "--patience",
-        type=positive_int,
-        default=d.patience,
-        help="stop after this many epochs without a better validation accuracy",
-    )
-    p.add_argument(
-        "--val-size",
-        type=int,
-        default=d.val_size,
-        help="last N training images held out for validation",
-    )
-    p.add_argument(
-        "--limit",
-        type=positive_int,
-        default=None,
-        help="train on only the first N training images (a quick run)",
-    )
-    p.add_argument("--seed", type=int, default=d.seed, help="of weights, order and augmentation")
-    p.add_argument(
-        "--threads",
-        type=positive_int,
-        default=d.blas_threads,
-        help="BLAS threads; one is fastest on a busy 2-core machine",
-    )
-    p.add_argument("--data-dir", type=Path, default=DATA_DIR, help="folder with the MNIST files")
-    p.add_argument("--output", type=Path, default=MODEL_PATH, help="model file to write")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar, summaries only")
+        {},
+    ),
+    "patience": (
+        "stop after this many epochs without a better validation accuracy",
+        {"type": positive_int},
+    ),
+    "val_size": ("last N training images held out for validation", {"type": int}),
+    "limit": ("train on only the first N training images (a quick run)", {"type": positive_int}),
+    "seed": ("of weights, order and augmentation", {"type": int}),
+    "blas_threads": (
+        "BLAS threads; one is fastest on a busy 2-core machine",
+        {"type": positive_int},
+    ),
+}
+
+
+# Flags whose name is not their field's.
+FLAG_NAMES = {"blas_threads": "--threads"}
+
+
+def flag_name(field: str) -> str:
+    return FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
+
+
+def add_recipe_flags(p: argparse.ArgumentParser) -> None:
+    defaults = TrainConfig()
+    for field, (text, options) in RECIPE_FLAGS.items():
+        default = getattr(defaults, field)
+        if isinstance(default, bool):
+            options = {"action": argparse.BooleanOptionalAction, **options}
+        else:
+            options = {"metavar": flag_name(field)[2:].upper().replace("-", "_"), **options}
+        if isinstance(default, tuple):
+            default = list(default)
+        p.add_argument(flag_name(field), dest=field, default=default, help=text, **options)
+
+
+def add_mode_flags(p: argparse.ArgumentParser) -> None:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
         "--tune",
@@ -148,6 +138,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--start-from", type=Path, default=MODEL_PATH, help="the model --finetune starts from"
     )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Train the NumPy MLP on MNIST and save its weights.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_recipe_flags(p)
+    p.add_argument(
+        "--drawn-file",
+        type=Path,
+        default=DRAWN_PATH,
+        help="made by python -m digits.data.drawn_digits",
+    )
+    p.add_argument("--data-dir", type=Path, default=DATA_DIR, help="folder with the MNIST files")
+    p.add_argument("--output", type=Path, default=MODEL_PATH, help="model file to write")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar, summaries only")
+    add_mode_flags(p)
     args = p.parse_args(argv)
     if args.finetune:
         # Fine-tuning takes small steps from a trained model: its own defaults, unless given.
@@ -158,43 +166,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(
-        hidden=tuple(args.hidden),
-        activation=args.activation,
-        loss=args.loss,
-        batchnorm=args.batchnorm,
-        dropout=args.dropout,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        schedule=args.schedule,
-        warmup_epochs=args.warmup_epochs,
-        augment=args.augment,
-        drawn=args.drawn,
-        val_size=args.val_size,
-        patience=args.patience,
-        seed=args.seed,
-        limit=args.limit,
-        blas_threads=args.threads,
-    )
+    values = {field: getattr(args, field) for field in RECIPE_FLAGS}
+    return TrainConfig(**{**values, "hidden": tuple(args.hidden)})
 
 
 def config_to_args(config: TrainConfig) -> list[str]:
     """The flags that give `config` (those that differ from the defaults), for a command line."""
-    d = TrainConfig()
-    flags = []
-    for name in ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "activation", "seed"):
-        if getattr(config, name) != getattr(d, name):
-            flags += [f"--{name.replace('_', '-')}", str(getattr(config, name))]
-    if config.hidden != d.hidden:
-        flags += ["--hidden", *map(str, config.hidden)]
-    if config.augment != d.augment:
-        flags.append("--augment" if config.augment else "--no-augment")
-    if config.drawn != d.drawn:
-        flags.append("--drawn" if config.drawn else "--no-drawn")
+    defaults = TrainConfig()
+    flags: list[str] = []
+    for field in RECIPE_FLAGS:
+        value = getattr(config, field)
+        if value == getattr(defaults, field):
+            continue
+        if isinstance(value, bool):
+            flags.append(flag_name(field) if value else "--no-" + flag_name(field)[2:])
+        elif isinstance(value, tuple):
+            flags += [flag_name(field), *map(str, value)]
+        else:
+            flags += [flag_name(field), str(value)]
     return flags
 
 
@@ -233,8 +222,7 @@ def tune_main(args: argparse.Namespace, data) -> int:
             data, dataclasses.replace(base, limit=limit), args.drawn_file
         )
     except DatasetError as exc:
-        print(f"train.py: {exc}", file=sys.stderr)
-        return os.EX_NOINPUT
+        return fail(str(exc), os.EX_NOINPUT)
     n_settings = len(tuning.candidates(10**6, np.random.default_rng(0)))
     print(
         f"trying {min(args.trials, n_settings)} of {n_settings} settings of lr, weight decay and "
@@ -254,8 +242,7 @@ def tune_main(args: argparse.Namespace, data) -> int:
     print(tuning.format_table(trials))
     top = tuning.best(trials)
     if top is None:
-        print("train.py: every trial diverged; try another --optimizer.", file=sys.stderr)
-        return 1
+        return fail("every trial diverged; try another --optimizer.", 1)
     print(
         f"best: lr {top.lr:g}, weight decay {top.weight_decay:g}, {top.epochs} epochs "
         f"(validation accuracy {top.val_accuracy:.4f})"
@@ -265,22 +252,29 @@ def tune_main(args: argparse.Namespace, data) -> int:
     return 0
 
 
-def finetune_main(args: argparse.Namespace, data) -> int:
-    """--finetune: fine-tune a model on the app's taught digits and write the result."""
+def finetune_inputs(args: argparse.Namespace):
+    """(params, images, labels, user_data) for --finetune, or the exit code if one is missing."""
     user_data = args.user_data or default_path()
     if not user_data.is_file():
-        print(
-            f"train.py: {user_data} was not found; teach the app some digits first (Right / "
-            "Wrong under each prediction) or give --user-data the samples database.",
-            file=sys.stderr,
+        return fail(
+            f"{user_data} was not found; teach the app some digits first (Right / Wrong under "
+            "each prediction) or give --user-data the samples database.",
+            os.EX_NOINPUT,
         )
-        return os.EX_NOINPUT
     try:
         params = load_params(args.start_from)
         images, labels = UserStore(user_data).arrays()
     except (ModelFileError, StoreError) as exc:
-        print(f"train.py: {exc}", file=sys.stderr)
-        return os.EX_NOINPUT
+        return fail(str(exc), os.EX_NOINPUT)
+    return params, images, labels, user_data
+
+
+def finetune_main(args: argparse.Namespace, data) -> int:
+    """--finetune: fine-tune a model on the app's taught digits and write the result."""
+    inputs = finetune_inputs(args)
+    if isinstance(inputs, int):
+        return inputs
+    params, images, labels, user_data = inputs
     config = FinetuneConfig(
         epochs=args.epochs,
         lr=args.lr,
@@ -298,23 +292,16 @@ def finetune_main(args: argparse.Namespace, data) -> int:
     # The replay's size (drawn digits and user samples included) is only known once finetune
     # has mixed it: fit announces it through on_start.
     bar, on_batch, on_epoch = progress_callbacks(None, config.epochs, args.no_progress)
-
-    def on_start(n_images: int) -> None:
-        bar.reset(total=n_images)
-
     try:
         network, history, report = finetune(
-            params, images, labels, data, config, on_batch, on_epoch, on_start=on_start
+            params, images, labels, data, config, on_batch, on_epoch, on_start=bar.reset
         )
     except FinetuneError as exc:
-        bar.close()
-        print(f"train.py: {exc}", file=sys.stderr)
-        return os.EX_DATAERR
+        return fail(str(exc), os.EX_DATAERR)
     except KeyboardInterrupt:
+        return fail(f"interrupted; {args.output} was left unchanged.", 130)
+    finally:
         bar.close()
-        print(f"train.py: interrupted; {args.output} was left unchanged.", file=sys.stderr)
-        return 130
-    bar.close()
     for line in report.lines():
         print(line)
     save_model(
@@ -332,48 +319,37 @@ def finetune_main(args: argparse.Namespace, data) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    config = config_from_args(args)
-    started = time.perf_counter()
-    try:
-        data = load_mnist(args.data_dir)
-    except DatasetError as exc:
-        print(f"train.py: {exc}", file=sys.stderr)
-        return os.EX_NOINPUT
-    if args.tune:
-        return tune_main(args, data)
-    if args.finetune:
-        return finetune_main(args, data)
-    try:
-        (train_x, train_y), (val_x, val_y), n_drawn = training_data(data, config, args.drawn_file)
-    except DatasetError as exc:
-        print(f"train.py: {exc}", file=sys.stderr)
-        return os.EX_NOINPUT
+def describe_run(config: TrainConfig, n_train: int, n_drawn: int, n_val: int) -> str:
     sizes = "-".join(map(str, (N_PIXELS, *config.hidden, N_CLASSES)))
-    print(
-        f"training {sizes} {config.activation} on "
-        f"{len(train_x) - n_drawn} MNIST images{f' + {n_drawn} drawn ones' if n_drawn else ''} "
-        f"({len(val_x)} for validation), {config.epochs} epoch{'s' * (config.epochs != 1)}, "
+    drawn = f" + {n_drawn} drawn ones" if n_drawn else ""
+    return (
+        f"training {sizes} {config.activation} on {n_train - n_drawn} MNIST images{drawn} "
+        f"({n_val} for validation), {config.epochs} epoch{'s' * (config.epochs != 1)}, "
         f"{config.optimizer} lr {config.lr}, augmentation {'on' if config.augment else 'off'}"
     )
 
+
+def train_main(args: argparse.Namespace, data, started: float) -> int:
+    """The default mode: train a model from scratch, test it, write it and its history."""
+    config = config_from_args(args)
+    try:
+        (train_x, train_y), (val_x, val_y), n_drawn = training_data(data, config, args.drawn_file)
+    except DatasetError as exc:
+        return fail(str(exc), os.EX_NOINPUT)
+    print(describe_run(config, len(train_x), n_drawn, len(val_x)))
     bar, on_batch, on_epoch = progress_callbacks(len(train_x), config.epochs, args.no_progress)
     try:
         network, history = fit(config, train_x, train_y, val_x, val_y, on_batch, on_epoch)
     except KeyboardInterrupt:
+        return fail(f"interrupted; {args.output} was left unchanged.", 130)
+    finally:
         bar.close()
-        print(f"train.py: interrupted; {args.output} was left unchanged.", file=sys.stderr)
-        return 130
-    bar.close()
 
     proba = predict_proba_batched(network.predict_proba, data.test_images)
     test_accuracy = accuracy(proba, data.test_labels)
-    matrix = confusion_matrix(data.test_labels, proba.argmax(axis=1))
     wall = time.perf_counter() - started
     print("confusion matrix on the 10,000 test images (rows: true digit, columns: predicted):")
-    print(format_confusion(matrix))
-
+    print(format_confusion(confusion_matrix(data.test_labels, proba.argmax(axis=1))))
     history_file = save_model(
         network.export(),
         history,
@@ -391,6 +367,20 @@ def main(argv: list[str] | None = None) -> int:
         f"{history_file.name}"
     )
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    try:
+        data = load_mnist(args.data_dir)
+    except DatasetError as exc:
+        return fail(str(exc), os.EX_NOINPUT)
+    if args.tune:
+        return tune_main(args, data)
+    if args.finetune:
+        return finetune_main(args, data)
+    return train_main(args, data, started)
 
 
 if __name__ == "__main__":

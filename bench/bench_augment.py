@@ -64,7 +64,7 @@ def main() -> None:
         "  part: stroke_thickness(images, amounts)": lambda: stroke_thickness(images, thickness),
     }
     print(
-        f"{n} images; chunk {augment.CHUNK} images (thickness groups of {augment.GROUP}); "
+        f"{n} images; chunk {augment.WARP_CHUNK} images (thickness groups of {augment.GROUP}); "
         f"median (min) of {args.repeats} runs"
     )
     results = {name: timings(fn, args.repeats) for name, fn in cases.items()}

@@ -72,7 +72,7 @@ def show_reading(reading: Reading, key: str, with_view: bool = True, original=No
     out the network's view, for an input the page already shows as it is. With the user's
     `original` (canvas RGBA array or uploaded image), the user can say whether it was right.
     """
-    if reading.has_digit:
+    if reading.proba is not None:
         # A horizontal container, unlike columns, keeps the two side by side on a phone.
         with st.container(horizontal=True):
             st.metric("Prediction", str(reading.digit))
@@ -101,14 +101,22 @@ def show_reading(reading: Reading, key: str, with_view: bool = True, original=No
                 st.image(image, caption=name, width=image.width)
 
 
+def _digit_image(reading: Reading) -> np.ndarray:
+    """The network input (28, 28) of a reading that found a digit."""
+    image = reading.preprocessed.image
+    assert image is not None, "the teach buttons only show for a reading with a digit"
+    return image
+
+
 def _save_answer(reading: Reading, original, key: str, right: bool) -> None:
     """Store the user's answer as a sample; remembers it (or the error) for teach_buttons."""
     label = reading.digit if right else st.session_state[f"{key}-true-{reading.digit}"]
-    digest = hashlib.sha1(reading.preprocessed.image.tobytes()).hexdigest()
+    image = _digit_image(reading)
+    digest = hashlib.sha1(image.tobytes()).hexdigest()
     try:
         UserStore().add(
             label,
-            reading.preprocessed.image,
+            image,
             original_png(original),
             prediction=reading.digit,
             source=key,
@@ -121,7 +129,7 @@ def _save_answer(reading: Reading, original, key: str, right: bool) -> None:
 
 def teach_buttons(reading: Reading, original, key: str) -> None:
     """Buttons "Right" and "Wrong, it was N" under a prediction; an answer becomes a sample."""
-    digest = hashlib.sha1(reading.preprocessed.image.tobytes()).hexdigest()
+    digest = hashlib.sha1(_digit_image(reading).tobytes()).hexdigest()
     taught = st.session_state.get(f"{key}-taught")
     if taught is not None and taught[0] == digest:
         if taught[2]:
@@ -246,14 +254,15 @@ def main() -> None:
     )
     classifier = classifier_or_stop()
     tabs = [TAB_DRAW, TAB_UPLOAD, TAB_MNIST]
-    # Rerun on a tab switch, so that `.open` says which tab's input to read and share.
+    # Rerun on a tab switch, so that `.open` says which tab's input to read and share (with
+    # on_change set, tabs track their state: `.open` is True or False, never None).
     draw, upload, sample = st.tabs(tabs, key=TAB_KEY, on_change="rerun")
     with draw:
-        from_canvas = draw_tab(classifier, draw.open)
+        from_canvas = draw_tab(classifier, bool(draw.open))
     with upload:
-        from_upload = upload_tab(classifier, upload.open)
+        from_upload = upload_tab(classifier, bool(upload.open))
     with sample:
-        from_mnist = mnist_tab(classifier, sample.open)
+        from_mnist = mnist_tab(classifier, bool(sample.open))
     # At most one is set: only the open tab reads its input.
     st.session_state[CURRENT_INPUT] = from_canvas or from_upload or from_mnist
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import altair as alt
 import numpy as np
 import streamlit as st
@@ -18,7 +20,8 @@ MISTAKES_SHOWN = 30
 SAMPLES_SHOWN = 24
 TOP_K = 3
 FRAME = 3
-WRONG_RGB = ImageColor.getrgb(TOP_COLOUR)  # the app's accent red
+# The app's accent red; a "#RRGGBB" colour has no alpha.
+WRONG_RGB = cast(tuple[int, int, int], ImageColor.getrgb(TOP_COLOUR))
 # Pixels per confusion-matrix cell: ten cells and the axes are 330 px, narrower than a phone.
 CELL = IMAGE_SIDE
 # Correct cells are a quiet grey; the others go from white (no mistakes) to dark red (most).

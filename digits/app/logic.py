@@ -10,7 +10,7 @@ from PIL import Image
 
 from digits.app.insights import percent_text, upscale
 from digits.data.mnist import IMAGE_SIDE, N_CLASSES, to_uint8
-from digits.data.preprocess import Preprocessed
+from digits.data.preprocess import Preprocessed, to_8bit
 from network import Classifier
 
 # Below this top probability the app says it is unsure: the flag then holds most of the
@@ -130,15 +130,14 @@ def network_view(preprocessed: Preprocessed) -> Image.Image:
 
 
 def preview(image: Image.Image, side: int) -> Image.Image:
-    """A copy of an uploaded image, in a mode every browser shows, at most `side` pixels across."""
-    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
-        # Deep greyscale: stretch to 8 bits by its own range, since convert() would clip it.
-        values = np.asarray(image, dtype=np.float32)
-        image = Image.fromarray(to_uint8(values / max(float(values.max()), 1e-12)))
-    elif image.mode == "La":
-        image = image.convert("LA")
-    mode = "RGBA" if image.has_transparency_data else "RGB"
-    small = image.convert(mode) if image.mode != mode else image.copy()
+    """A copy of an uploaded image, in a mode every browser shows, at most `side` pixels across.
+
+    Deep images are brought to 8 bits as the pipeline reads them (preprocess.to_8bit), since
+    convert() would clip them to white.
+    """
+    eight = to_8bit(image)
+    mode = "RGBA" if eight.has_transparency_data else "RGB"
+    small = eight.convert(mode) if eight.mode != mode else eight.copy()
     small.thumbnail((side, side))
     return small
 

@@ -21,6 +21,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
@@ -120,7 +121,7 @@ class Run:
         self._images_per_epoch = 1
         self._epoch_base = 0.0
         self._seen = 0
-        self._since_point = 0
+        self._since_point: float = 0  # each point takes off images_per_epoch / POINTS_PER_EPOCH
         self._loss, self._accuracy = MovingAverage(), MovingAverage()
 
     def should_stop(self) -> bool:
@@ -176,6 +177,14 @@ class Run:
 
 
 Job = Callable[[Run, Mnist], Outcome]
+
+
+class _StateChanges(TypedDict, total=False):
+    """The RunState fields `_update` may change."""
+
+    message: str
+    progress: float
+    epochs: int
 
 
 class TrainingRunner:
@@ -257,7 +266,7 @@ class TrainingRunner:
         trial: tuning.Trial | None = None,
     ) -> None:
         with self._lock:
-            changes = {}
+            changes: _StateChanges = {}
             if message is not None:
                 changes["message"] = message
             if progress is not None:
@@ -304,6 +313,7 @@ class TrainingRunner:
         return self._data
 
     def _save(self, outcome: Outcome) -> Path:
+        assert outcome.params is not None, "only outcomes with a model are saved"
         path = fresh_path(self.folder, "")
         save_model(outcome.params, outcome.history, self._state.config, path, **outcome.metadata)
         return path
@@ -377,12 +387,6 @@ def fresh_path(folder: Path, prefix: str) -> Path:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         path = folder / f"{prefix}{stamp}.pkl"
     return path
-
-
-def saved_runs(folder: Path) -> list[Path]:
-    """The models runs saved in `folder`, newest first (backups of replaced models left out)."""
-    runs = [p for p in folder.glob("*.pkl") if not p.name.startswith(PREVIOUS)]
-    return sorted(runs, reverse=True)
 
 
 # -- jobs: what a run does, given its Run and MNIST -----------------------------------------

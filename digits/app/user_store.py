@@ -122,7 +122,9 @@ class UserStore:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (created, int(label), prediction, source, image.tobytes(), original),
             )
-            return int(cursor.lastrowid)
+            row_id = cursor.lastrowid
+            assert row_id is not None, "an INSERT sets lastrowid"
+            return row_id
 
     def samples(self) -> list[Sample]:
         """Every stored sample, oldest first, without the originals."""

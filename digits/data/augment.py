@@ -6,7 +6,7 @@ thicker or thinner brush than MNIST; `augment_batch` shows the network such vari
 Speed shapes the code, as an augmented epoch may cost at most twice a plain one. A pass over
 the pixels costs about the bytes it moves through the L2 cache, and a NumPy call about a
 microsecond, so (bench/bench_augment.py measures the result):
-- Images go in chunks of CHUNK, so every intermediate stays in cache, in buffers reused
+- Images go in chunks of WARP_CHUNK, so every intermediate stays in cache, in buffers reused
   across chunks, with no per-sample or per-pixel Python loop.
 - Each source pixel's 2x2 neighbourhood is packed into one uint32 of a table, so a single
   np.take fetches all four bilinear taps; the interpolation then runs as integer arithmetic
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CHUNK = 64
+WARP_CHUNK = 64
 GROUP = 1024  # images per augment_batch step; their thickness frames take about 1 MB
 FRAC_BITS = 4  # 1/16 px; the most that fits, as 255 * 2**(2 * FRAC_BITS) must stay < 2**16
 _ONE = 1 << FRAC_BITS
@@ -160,8 +160,8 @@ def _source_coefficients(matrices: np.ndarray, chunk: int) -> np.ndarray:
     coefficients[:n] = _inverse_maps(matrices)
     coefficients *= _ONE
     coefficients[:, :, 2] = np.rint(coefficients[:, :, 2]) + _ONE + _MAGIC  # + the border
-    coefficients = coefficients.reshape(blocks, chunk, 2, 3).transpose(0, 2, 1, 3)
-    return coefficients.reshape(blocks, 2 * chunk, 3).astype(np.float32)
+    by_block = coefficients.reshape(blocks, chunk, 2, 3).transpose(0, 2, 1, 3)
+    return by_block.reshape(blocks, 2 * chunk, 3).astype(np.float32)
 
 
 class _WarpBuffers:
@@ -287,7 +287,7 @@ def warp_affine(
     if n == 0:
         return out
     images = np.ascontiguousarray(images, dtype=np.uint8)
-    chunk = min(CHUNK, n)
+    chunk = min(WARP_CHUNK, n)
     buffers = _WarpBuffers(chunk, h, w)
     coefficients = _source_coefficients(matrices, chunk)
     for block, start in enumerate(range(0, n, chunk)):

@@ -26,6 +26,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
@@ -205,12 +206,12 @@ def digit_skeleton(digit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # Every pair of 8-neighbouring skeleton pixels, once: the segments a pen moves along.
     padded = np.pad(skeleton, 1)
     height, width = skeleton.shape
-    pairs = []
+    by_direction = []
     for dy, dx in _FORWARD:
         neighbour = padded[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]
         y, x = np.nonzero(skeleton & neighbour)
-        pairs.append(np.stack([index[y, x], index[y + dy, x + dx]], axis=1))
-    pairs = np.concatenate(pairs)
+        by_direction.append(np.stack([index[y, x], index[y + dy, x + dx]], axis=1))
+    pairs = np.concatenate(by_direction)
 
     # Pixel centres, back in 28x28 digit pixels.
     points = (np.stack([ys, xs], axis=1) + 0.5) / UPSCALE + np.array([top, left])
@@ -273,7 +274,7 @@ def _stroke_coverage(
     return big.reduce(k)
 
 
-def _stroke_width(rng: np.random.Generator, side: float) -> float:
+def _brush_width(rng: np.random.Generator, side: float) -> float:
     """A brush width drawn from STROKE_WIDTH, scaled from the app's canvas to an image side."""
     return rng.uniform(*STROKE_WIDTH) * side / CANVAS_SIDE
 
@@ -309,8 +310,8 @@ def _paper_photo(coverage: Image.Image, rng: np.random.Generator) -> np.ndarray:
 
     # Sensor noise is mostly in brightness, so one noise plane serves all three channels.
     noise = rng.standard_normal((height, width), dtype=np.float32) * rng.uniform(*NOISE_SIGMA)
-    noise = Image.fromarray(np.clip(noise + 128.5, 0, 255).astype(np.uint8))
-    photo = ImageChops.add(lit, Image.merge("RGB", (noise,) * 3), offset=-128)
+    noise_plane = Image.fromarray(np.clip(noise + 128.5, 0, 255).astype(np.uint8))
+    photo = ImageChops.add(lit, Image.merge("RGB", (noise_plane,) * 3), offset=-128)
 
     buffer = io.BytesIO()
     photo.save(buffer, "JPEG", quality=int(rng.integers(*JPEG_QUALITY, endpoint=True)))
@@ -330,12 +331,12 @@ def render(digit: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarra
         height = int(rng.integers(*PAPER_HEIGHT, endpoint=True))
         width = round(height * rng.uniform(*PAPER_ASPECT))
         width += width == height  # a cropped photo is never exactly square
-        stroke_width = _stroke_width(rng, min(height, width))
+        stroke_width = _brush_width(rng, min(height, width))
         coverage = _stroke_coverage(points, segments, (height, width), stroke_width, rng)
         return _paper_photo(coverage, rng)
 
     shape = (CANVAS_SIDE, CANVAS_SIDE)
-    stroke_width = _stroke_width(rng, CANVAS_SIDE)
+    stroke_width = _brush_width(rng, CANVAS_SIDE)
     ink = _stroke_coverage(points, segments, shape, stroke_width, rng)
     if style == "canvas":
         channels = (ink, ink, ink, Image.new("L", ink.size, 255))
@@ -366,10 +367,10 @@ def drawn_test_set(
 
 def draw_and_read(digit: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarray | None:
     """A (28, 28) uint8 digit drawn in `style` and read back by `preprocess`: uint8 or None."""
-    result = preprocess(render(digit, style, rng))
-    if not result.has_digit:
+    image = preprocess(render(digit, style, rng)).image
+    if image is None:
         return None
-    return to_uint8(result.image)
+    return to_uint8(image)
 
 
 def _draw_training_digits(args: tuple[np.ndarray, np.ndarray, np.ndarray, int]) -> np.ndarray:
@@ -384,9 +385,18 @@ def _draw_training_digits(args: tuple[np.ndarray, np.ndarray, np.ndarray, int]) 
     return out
 
 
+class DrawnTrainingSet(TypedDict):
+    """The arrays of a drawn training set, as make_drawn_training_set describes them."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    source: np.ndarray
+    style: np.ndarray
+
+
 def make_drawn_training_set(
     data: Mnist, n: int = DRAWN_COUNT, seed: int = DRAWN_SEED, workers: int = 2
-) -> dict[str, np.ndarray]:
+) -> DrawnTrainingSet:
     """n MNIST training digits drawn in random styles and preprocessed, as the product reads them.
 
     Returns images (m, 28, 28) uint8, labels (m,) uint8, source (m,) int32, the index of each

@@ -7,7 +7,7 @@ import math
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import numpy as np
 from PIL import Image, ImageChops, ImageFilter, ImageOps, UnidentifiedImageError
@@ -135,7 +135,7 @@ def preprocess(image: Image.Image | np.ndarray) -> Preprocessed:
             return Preprocessed(None, stages, "No digit found: the image is empty.")
         pil = _array_to_image(image)
     elif isinstance(image, Image.Image):
-        pil = _to_8bit(ImageOps.exif_transpose(image))
+        pil = to_8bit(ImageOps.exif_transpose(image))
     else:
         raise TypeError(
             f"preprocess() takes a PIL image or a NumPy array, not {type(image).__name__}."
@@ -181,7 +181,7 @@ def preprocess(image: Image.Image | np.ndarray) -> Preprocessed:
 
 def naive_preprocess(image: Image.Image | np.ndarray) -> np.ndarray:
     """The baseline that only resizes: (28, 28) float32 in [0, 1], no polarity fix or centring."""
-    pil = _array_to_image(image) if isinstance(image, np.ndarray) else _to_8bit(image)
+    pil = _array_to_image(image) if isinstance(image, np.ndarray) else to_8bit(image)
     # Bicubic is what Pillow's resize() uses when not told otherwise.
     small = pil.convert("L").resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.BICUBIC)
     return np.asarray(small, dtype=np.float32) / 255
@@ -280,7 +280,7 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
     return (values + 0.5).astype(np.uint8)
 
 
-def _to_8bit(image: Image.Image) -> Image.Image:
+def to_8bit(image: Image.Image) -> Image.Image:
     """A PIL image of any mode as 8-bit L, LA, RGB or RGBA."""
     mode = image.mode
     if mode in ("L", "LA", "RGB", "RGBA"):
@@ -436,8 +436,8 @@ def _digit_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
             return None
         left, right = columns
     # The thresholds above skip the faintest edge lines.
-    top, bottom = _grow(ink[:, left:right].any(axis=1), top, bottom, FRINGE_PIXELS)
-    left, right = _grow(ink[top:bottom].any(axis=0), left, right, FRINGE_PIXELS)
+    top, bottom = _grow(np.asarray(ink[:, left:right].any(axis=1)), top, bottom, FRINGE_PIXELS)
+    left, right = _grow(np.asarray(ink[top:bottom].any(axis=0)), left, right, FRINGE_PIXELS)
     return left, top, right, bottom
 
 
@@ -510,7 +510,7 @@ def _even_strokes(cropped: Image.Image) -> tuple[np.ndarray, np.ndarray]:
 
 def _full_scale(image: Image.Image) -> Image.Image:
     """The "L" image stretched so its brightest pixel is 255."""
-    high = image.getextrema()[1]
+    high = cast(int, image.getextrema()[1])  # a one-band image's extrema are (low, high) ints
     if high in (0, 255):
         return image
     lut = np.minimum(np.arange(256) * (255 / high) + 0.5, 255).astype(np.uint8)

@@ -65,8 +65,8 @@ def draw_styled(digit: int, rng: np.random.Generator) -> np.ndarray:
     slant = rng.uniform(*SLANT)
     pen = rng.uniform(*PEN_WIDTH)
     strokes = []
-    for stroke in STROKES[digit]:
-        unit = np.asarray(stroke)
+    for polyline in STROKES[digit]:
+        unit = np.asarray(polyline)
         warp = np.eye(2) + rng.uniform(-STROKE_JITTER, STROKE_JITTER, (2, 2))
         unit = (unit - 0.5) @ warp + 0.5 + rng.uniform(-STROKE_JITTER, STROKE_JITTER, 2)
         if len(unit) <= CORNERS:
@@ -105,5 +105,12 @@ def styled_drawings(n: int, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
 def styled_samples(n: int, seed: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """n drawings, their network inputs (n, 28, 28) float32 as the app makes them, labels (n,)."""
     drawings, labels = styled_drawings(n, seed)
-    inputs = np.stack([preprocess(drawing).image for drawing in drawings])
+    inputs = np.stack([_network_input(drawing) for drawing in drawings])
     return drawings, inputs, labels
+
+
+def _network_input(drawing: np.ndarray) -> np.ndarray:
+    """The app's (28, 28) float32 input for one styled drawing."""
+    image = preprocess(drawing).image
+    assert image is not None, "every styled drawing holds a digit the app finds"
+    return image

@@ -146,6 +146,26 @@ def mix(
     return images, labels
 
 
+def replay_mix(user_images, user_labels, mnist: Mnist, config: FinetuneConfig, rng):
+    """(images, labels, validation split): the user's samples mixed into the replay."""
+    # Replay what the model was trained on, drawn digits included, so it forgets neither.
+    (train_x, train_y), val, _ = training_data(mnist, TrainConfig())
+    n_replay = len(train_x) if config.replay is None else min(config.replay, len(train_x))
+    replay = rng.choice(len(train_x), size=n_replay, replace=False)
+    images, labels = mix(
+        user_images, user_labels, train_x[replay], train_y[replay], config.user_share, rng
+    )
+    return images, labels, val
+
+
+def scores(predict_proba, mnist: Mnist, held_images, held_labels) -> tuple[float, float | None]:
+    """(MNIST test accuracy, accuracy on the held-out user samples or None without any)."""
+    on_mnist = mnist_test_accuracy(predict_proba, mnist)
+    if not len(held_labels):
+        return on_mnist, None
+    return on_mnist, accuracy(predict_proba_batched(predict_proba, held_images), held_labels)
+
+
 def finetune(
     params: dict,
     user_images: np.ndarray,
@@ -172,31 +192,18 @@ def finetune(
         )
     rng = np.random.default_rng(config.seed)
     train_idx, held_idx = split_samples(user_labels, config.holdout, rng)
-    # Replay what the model was trained on, drawn digits included, so it forgets neither.
-    (train_x, train_y), (val_x, val_y), _ = training_data(mnist, TrainConfig())
-    n_replay = len(train_x) if config.replay is None else min(config.replay, len(train_x))
-    replay = rng.choice(len(train_x), size=n_replay, replace=False)
-    images, labels = mix(
-        user_images[train_idx], user_labels[train_idx], train_x[replay], train_y[replay],
-        config.user_share, rng,
-    )  # fmt: skip
-
+    images, labels, (val_x, val_y) = replay_mix(
+        user_images[train_idx], user_labels[train_idx], mnist, config, rng
+    )
     before = Classifier(params)
     network = network_from_params(params, config.seed)
     network, history = fit(
         config.train_config(), images, labels, val_x, val_y,
         on_batch, on_epoch, should_stop, network=network, on_start=on_start,
     )  # fmt: skip
-
-    def scores(predict_proba) -> tuple[float, float | None]:
-        on_mnist = mnist_test_accuracy(predict_proba, mnist)
-        if not len(held_idx):
-            return on_mnist, None
-        proba = predict_proba_batched(predict_proba, user_images[held_idx])
-        return on_mnist, accuracy(proba, user_labels[held_idx])
-
-    mnist_before, user_before = scores(before.predict_proba)
-    mnist_after, user_after = scores(network.predict_proba)
+    held = user_images[held_idx], user_labels[held_idx]
+    mnist_before, user_before = scores(before.predict_proba, mnist, *held)
+    mnist_after, user_after = scores(network.predict_proba, mnist, *held)
     report = FinetuneReport(
         mnist_before=mnist_before,
         mnist_after=mnist_after,

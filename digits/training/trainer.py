@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +33,12 @@ from schedules import Constant, StepDecay, WarmupCosine
 
 # Images per unit of work handed to the batch-preparation thread: large enough that its
 # Python overhead is negligible, small enough that the chunk stays in cache-friendly sizes.
-CHUNK = 2048
+PREFETCH_CHUNK = 2048
 
 
 def chunk_size(batch_size: int) -> int:
-    """Images per chunk for `batch_size`: CHUNK, or one whole batch when a batch is larger."""
-    return max(CHUNK, batch_size)
+    """Images per prefetched chunk: PREFETCH_CHUNK, or one whole batch when a batch is larger."""
+    return max(PREFETCH_CHUNK, batch_size)
 
 
 def steps_per_epoch(n_images: int, batch_size: int) -> int:
@@ -149,8 +150,8 @@ def iterate_batches(
 
     `prepare` turns uint8 images (n, 28, 28) into network input; it runs on the pool's thread
     while the caller trains on the previous chunk (NumPy releases the GIL in its loops).
-    A batch larger than CHUNK is one chunk of its own, so every batch has `batch_size` images
-    but the last.
+    A batch larger than PREFETCH_CHUNK is one chunk of its own, so every batch has `batch_size`
+    images but the last.
     """
     chunk = chunk_size(batch_size)
     starts = range(0, len(order), chunk)
@@ -159,14 +160,102 @@ def iterate_batches(
         idx = order[start : start + chunk]
         return prepare(images[idx]), labels[idx]
 
-    pending = pool.submit(job, starts[0]) if len(starts) else None
+    if not len(starts):
+        return
+    pending = pool.submit(job, starts[0])
     for k in range(len(starts)):
         x, y = pending.result()
-        pending = pool.submit(job, starts[k + 1]) if k + 1 < len(starts) else None
+        if k + 1 < len(starts):
+            pending = pool.submit(job, starts[k + 1])
         # Batches never straddle chunks, so the last batch of a chunk may be short; batch
         # boundaries then stay identical with or without prefetching.
         for i in range(0, len(x), batch_size):
             yield x[i : i + batch_size], y[i : i + batch_size]
+
+
+def new_network(config: TrainConfig, rng: np.random.Generator) -> MLP:
+    return MLP(
+        (N_PIXELS, *config.hidden, N_CLASSES),
+        rng,
+        activation=config.activation,
+        loss=config.loss,
+        batchnorm=config.batchnorm,
+        dropout=config.dropout,
+    )
+
+
+def validate(network: MLP, images, labels) -> tuple[float | None, float | None]:
+    """(accuracy, mean cross-entropy) on a validation split; (None, None) without one."""
+    if images is None or labels is None or not len(images):
+        return None, None
+    proba = predict_proba_batched(network.predict_proba, images)
+    picked = proba[np.arange(len(labels)), labels]
+    return accuracy(proba, labels), float(-np.mean(np.log(np.maximum(picked, 1e-12))))
+
+
+@dataclass
+class EpochTotals:
+    """What one epoch's steps add up to, and where the run stands after it."""
+
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    lr: float = 0.0
+    stopped: bool = False
+
+
+class EarlyStopping:
+    """Keeps the best weights by validation accuracy; says stop after `patience` worse epochs."""
+
+    def __init__(self, patience: int | None):
+        self.patience = patience
+        self.best_accuracy, self.stale = -1.0, 0
+        self.best_state: list[np.ndarray] | None = None
+
+    def should_stop(self, val_accuracy: float | None, network: MLP) -> bool:
+        if self.patience is None or val_accuracy is None:
+            return False
+        if val_accuracy > self.best_accuracy:
+            self.best_accuracy, self.best_state, self.stale = val_accuracy, network.snapshot(), 0
+            return False
+        self.stale += 1
+        return self.stale >= self.patience
+
+    def restore_best(self, network: MLP) -> None:
+        if self.best_state is not None:
+            network.restore(self.best_state)
+
+
+class Stepper:
+    """The optimizer steps of a run: the network, its update rule and the rate's schedule."""
+
+    def __init__(self, config: TrainConfig, network: MLP, steps_per_epoch: int):
+        options = {"momentum": config.momentum} if config.optimizer == "sgd" else {}
+        self.network = network
+        self.optimizer = make_optimizer(
+            config.optimizer, network, weight_decay=config.weight_decay, **options
+        )
+        self.schedule = make_schedule(config, steps_per_epoch)
+        self.step = 0
+
+    def epoch(self, batches, on_batch=None, should_stop=None) -> EpochTotals:
+        """One step per batch; stops early, with totals.stopped, once should_stop() says so."""
+        totals = EpochTotals(lr=self.schedule(self.step))
+        for x, y in batches:
+            totals.lr = self.schedule(self.step)
+            loss, out = self.network.loss_and_grad(x, y)
+            self.optimizer.step(totals.lr)
+            self.step += 1
+            batch_correct = int(np.count_nonzero(out.argmax(axis=1) == y))
+            totals.loss_sum += loss * len(y)
+            totals.correct += batch_correct
+            totals.seen += len(y)
+            if on_batch is not None:
+                on_batch(len(y), loss, batch_correct / len(y))
+            if should_stop is not None and should_stop():
+                totals.stopped = True
+                break
+        return totals
 
 
 def fit(
@@ -191,89 +280,37 @@ def fit(
     """
     seeds = np.random.SeedSequence(config.seed).spawn(3)
     init_rng, order_rng, augment_rng = (np.random.default_rng(s) for s in seeds)
-    if network is None:
-        network = MLP(
-            (N_PIXELS, *config.hidden, N_CLASSES),
-            init_rng,
-            activation=config.activation,
-            loss=config.loss,
-            batchnorm=config.batchnorm,
-            dropout=config.dropout,
-        )
-    optimizer_options = {"momentum": config.momentum} if config.optimizer == "sgd" else {}
-    optimizer = make_optimizer(
-        config.optimizer, network, weight_decay=config.weight_decay, **optimizer_options
-    )
-    schedule = make_schedule(config, steps_per_epoch(len(train_images), config.batch_size))
-
+    network = network if network is not None else new_network(config, init_rng)
+    step = Stepper(config, network, steps_per_epoch(len(train_images), config.batch_size))
+    prepare: Callable[[np.ndarray], np.ndarray] = to_input
     if config.augment:
-
-        def prepare(x):
-            return augment_batch(x, augment_rng, config.augment_config)
-
-    else:
-        prepare = to_input
-
+        prepare = partial(augment_batch, rng=augment_rng, config=config.augment_config)
     history: list[EpochRecord] = []
-    best_accuracy, best_state, stale_epochs = -1.0, None, 0
-    step = 0
-    stopped = False
+    early = EarlyStopping(config.patience)
     if on_start is not None:
         on_start(len(train_images))
     with ThreadPoolExecutor(max_workers=1) as pool, threadpool_limits(config.blas_threads, "blas"):
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()
             order = order_rng.permutation(len(train_images))
-            loss_sum, correct, seen = 0.0, 0, 0
-            lr = schedule(step)
-            for x, y in iterate_batches(
+            batches = iterate_batches(
                 train_images, train_labels, config.batch_size, order, prepare, pool
-            ):
-                lr = schedule(step)
-                loss, out = network.loss_and_grad(x, y)
-                optimizer.step(lr)
-                step += 1
-                batch_correct = int(np.count_nonzero(out.argmax(axis=1) == y))
-                loss_sum += loss * len(y)
-                correct += batch_correct
-                seen += len(y)
-                if on_batch is not None:
-                    on_batch(len(y), loss, batch_correct / len(y))
-                if should_stop is not None and should_stop():
-                    stopped = True
-                    break
-            if not np.isfinite(loss_sum):
+            )
+            totals = step.epoch(batches, on_batch, should_stop)
+            if not np.isfinite(totals.loss_sum):
                 raise FloatingPointError(
                     f"training diverged in epoch {epoch} (loss is not finite); "
                     f"lower the learning rate (now {config.lr})"
                 )
-            val_accuracy = val_loss = None
-            if val_images is not None and len(val_images):
-                proba = predict_proba_batched(network.predict_proba, val_images)
-                val_accuracy = accuracy(proba, val_labels)
-                picked = proba[np.arange(len(val_labels)), val_labels]
-                val_loss = float(-np.mean(np.log(np.maximum(picked, 1e-12))))
+            val_accuracy, val_loss = validate(network, val_images, val_labels)
             record = EpochRecord(
-                epoch=epoch,
-                loss=loss_sum / max(seen, 1),
-                train_accuracy=correct / max(seen, 1),
-                val_accuracy=val_accuracy,
-                val_loss=val_loss,
-                lr=lr,
-                seconds=time.perf_counter() - started,
-            )
+                epoch, totals.loss_sum / max(totals.seen, 1), totals.correct / max(totals.seen, 1),
+                val_accuracy, val_loss, totals.lr, seconds=time.perf_counter() - started,
+            )  # fmt: skip
             history.append(record)
             if on_epoch is not None:
                 on_epoch(record)
-            if stopped:
+            if totals.stopped or early.should_stop(val_accuracy, network):
                 break
-            if config.patience is not None and val_accuracy is not None:
-                if val_accuracy > best_accuracy:
-                    best_accuracy, best_state, stale_epochs = val_accuracy, network.snapshot(), 0
-                else:
-                    stale_epochs += 1
-                    if stale_epochs >= config.patience:
-                        break
-    if best_state is not None:
-        network.restore(best_state)
+    early.restore_best(network)
     return network, history

@@ -27,8 +27,6 @@ from playwright.sync_api import expect
 
 from model_loader import MODEL_PATH
 
-pytestmark = pytest.mark.browser
-
 # (file name, sidebar title, a heading that shows the page has its content) for each page.
 PAGES = [
     ("inside", "Inside the network", "From scores to probabilities"),

@@ -66,8 +66,6 @@ ONE_DIGIT = re.compile(r"^[0-9]$")
 # A digit's width as a fraction of its height, as people draw them.
 ASPECT = 0.7
 
-pytestmark = pytest.mark.browser
-
 
 def free_port() -> int:
     """A TCP port nobody listens on right now."""

@@ -8,6 +8,7 @@ import json
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +22,6 @@ from digits.app.training_runner import (
     finetune_job,
     fresh_path,
     runs_dir,
-    saved_runs,
     training_job,
     tuning_job,
 )
@@ -35,6 +35,13 @@ from model_loader import MODEL_PATH, ModelFileError, load_params
 WAIT_S = 60
 # A tiny network on a subset: a run of a few epochs takes a fraction of a second.
 TINY = {"hidden": (16,), "augment": False, "drawn": False, "val_size": 500, "lr": 0.1, "seed": 0}
+
+
+def run_files(folder: Path) -> list[Path]:
+    """The model files of runs in `folder`, newest first (backups of replaced models left out)."""
+    return sorted(
+        (p for p in folder.glob("*.pkl") if not p.name.startswith(PREVIOUS)), reverse=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +148,7 @@ def test_a_real_training_run_grows_its_curves_epoch_by_epoch_and_saves_its_own_f
 
     # Its own file in the runs folder, with metadata and history; the app's model untouched.
     assert state.model_file.parent == runner.folder
-    assert saved_runs(runner.folder) == [state.model_file]
+    assert run_files(runner.folder) == [state.model_file]
     params = load_params(state.model_file)
     assert params["sizes"] == [784, 16, 10]
     assert params["config"]["epochs"] == 3
@@ -159,7 +166,7 @@ def test_every_run_gets_a_new_file_listed_newest_first(runner):
         runner.start("training", training_job(config), config.to_dict())
         files.append(runner.wait(WAIT_S).model_file)
     assert files[0] != files[1]
-    assert saved_runs(runner.folder) == files[::-1]
+    assert run_files(runner.folder) == files[::-1]
 
 
 def test_fresh_paths_never_reuse_a_name_and_sort_in_the_order_they_were_made(tmp_path):
@@ -284,7 +291,7 @@ def test_use_model_replaces_the_apps_model_and_keeps_the_replaced_one(runner, ap
     assert backup.read_bytes() == old_model
     assert history_path(backup).read_bytes() == old_history
     assert runner.previous_models() == [backup]
-    assert saved_runs(runner.folder) == [run_file], "backups are not listed as runs"
+    assert run_files(runner.folder) == [run_file], "backups are not listed as runs"
     assert runner.use_model(run_file, app_model) is None, "using it again changes nothing"
     assert runner.previous_models() == [backup]
 
@@ -345,7 +352,7 @@ def test_a_search_run_reports_each_trial_as_it_ends_and_saves_no_model(runner):
     top = tuning.best(list(state.trials))
     assert state.summary[0].startswith(f"Best: learning rate {top.lr:g}")
     assert state.model_file is None
-    assert saved_runs(runner.folder) == []
+    assert run_files(runner.folder) == []
 
 
 def test_a_fine_tuning_run_saves_its_model_with_the_before_and_after_report(tmp_path, mnist):

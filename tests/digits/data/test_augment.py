@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from digits.data.augment import (
-    CHUNK,
+    WARP_CHUNK,
     AugmentConfig,
     augment_batch,
     random_affine_matrices,
@@ -24,8 +24,8 @@ STILL = AugmentConfig(
 
 @pytest.fixture(scope="module")
 def digits(mnist):
-    """300 MNIST test digits (300, 28, 28) uint8: more than CHUNK, and not a multiple of it."""
-    assert 300 % CHUNK
+    """300 MNIST test digits (300, 28, 28) uint8: more than WARP_CHUNK, and not a multiple of it."""
+    assert 300 % WARP_CHUNK
     return mnist.test_images[:300]
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from digits.data.mnist import to_input
 from digits.training.trainer import (
-    CHUNK,
+    PREFETCH_CHUNK,
     TrainConfig,
     fit,
     iterate_batches,
@@ -98,7 +98,7 @@ def test_warm_up_is_at_most_a_fifth_of_a_short_run():
 
 
 def test_chunks_are_larger_than_a_batch():
-    assert TrainConfig().batch_size <= CHUNK
+    assert TrainConfig().batch_size <= PREFETCH_CHUNK
 
 
 def test_fit_announces_the_images_of_an_epoch_before_its_first_step(small):
@@ -118,8 +118,11 @@ def test_batches_larger_than_a_chunk_are_used_whole(small):
     images, labels = small
     order = np.arange(len(images))
     with ThreadPoolExecutor(1) as pool:
-        batches = list(iterate_batches(images, labels, CHUNK + 452, order, to_input, pool))
-    assert [len(y) for _, y in batches] == [CHUNK + 452, len(images) - CHUNK - 452]
+        batches = list(iterate_batches(images, labels, PREFETCH_CHUNK + 452, order, to_input, pool))
+    assert [len(y) for _, y in batches] == [
+        PREFETCH_CHUNK + 452,
+        len(images) - PREFETCH_CHUNK - 452,
+    ]
     np.testing.assert_array_equal(np.concatenate([y for _, y in batches]), labels)
 
 
@@ -128,7 +131,7 @@ def test_batches_up_to_a_chunk_never_straddle_chunks_as_before(small):
     order = np.arange(len(images))
     with ThreadPoolExecutor(1) as pool:
         sizes = [len(y) for _, y in iterate_batches(images, labels, 1000, order, to_input, pool)]
-    assert sizes == [1000, 1000, CHUNK - 2000, 952]
+    assert sizes == [1000, 1000, PREFETCH_CHUNK - 2000, 952]
 
 
 def test_fit_steps_with_the_batch_size_asked_for_even_above_a_chunk(small):
