@@ -73,7 +73,7 @@ class MLP:
             self.layers.append(ACTIVATIONS[activation]())
             if dropout > 0:
                 self.layers.append(Dropout(dropout, rng))
-        # The MSE seeds squash the output so targets of 0 and 1 are reachable; cross-entropy
+        # With MSE, a sigmoid squashes the output so targets of 0 and 1 are reachable; cross-entropy
         # takes raw logits and fuses the softmax into the loss.
         self.output: Sigmoid | None = {"cross_entropy": None, "mse": Sigmoid()}[loss]
         self.loss = LOSSES[loss]()
@@ -122,10 +122,10 @@ class MLP:
             h = layer.forward(h, train)
         return h if self.output is None else self.output.forward(h, train)
 
-    def loss_and_grad(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-        """Mean loss on a batch and its outputs, with every gradient left in self.grads.
+    def loss_and_grad(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
+        """Mean loss on a batch and how many of its samples it reads right (before this step).
 
-        The outputs are the last layer's reused array: valid until the next training step.
+        Every gradient is left in self.grads.
         """
         out = self.forward(x, train=True)
         loss = self.loss.forward(out, labels)
@@ -134,7 +134,7 @@ class MLP:
             d = self.output.backward(d)
         for layer in reversed(self.layers):
             d = layer.backward(d)
-        return loss, out
+        return loss, self.loss.n_correct
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities in eval mode; x: (N, D) -> (N, C) rows summing to 1."""

@@ -9,15 +9,22 @@ given per round, so its spread shows how noisy the shared machine was.
 
 With --breakdown it also times, per step, what a batch-128 step cannot go below in NumPy: the
 products alone, run back to back as a step runs them, a minimal hand-written step (products,
-bias, ReLU, softmax cross-entropy; no optimizer) and that step plus the project's SGD. With
---full it also times the default `python train.py` end to end and reports its peak memory.
+bias, ReLU, softmax cross-entropy; no optimizer) and that step plus the project's SGD.
 
-    python bench/bench_train.py [--epochs 3] [--rounds 3] [--threads 1] [--breakdown] [--full]
+With --full it also runs the default `python train.py` --runs times, each beside the one
+before the training-speed work (commit PREVIOUS, from a git worktree), and gives their median
+wall times, their ratio and the peak memory, the recipe's arithmetic floor, where one default
+run's time goes (train_breakdown.py), and the time to a test accuracy on plain MNIST against
+PyTorch (time_to_accuracy.py).
+
+    python bench/bench_train.py [--epochs 3] [--rounds 3] [--threads 1] [--breakdown]
+                                [--full [--runs 3]] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -34,8 +41,17 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from digits.data.mnist import N_CLASSES, N_PIXELS, load_mnist, to_input
-from digits.training.trainer import TrainConfig, fit
+from digits.training.trainer import TrainConfig, fit, training_data
 from optimizers import SGD
+
+sys.path.insert(0, str(ROOT / "bench"))
+from time_to_accuracy import numpy_curve, plain_recipe, time_to, torch_curve
+from train_breakdown import default_run_breakdown
+
+# The last commit before the training-speed work: its `python train.py` (program and recipe)
+# runs beside today's, from a git worktree, so the speed-up is a ratio measured in one run.
+PREVIOUS = "2398496"
+TARGETS = (0.98, 0.985, 0.99)
 
 SIZES = (N_PIXELS, 128, 64, N_CLASSES)
 
@@ -196,8 +212,8 @@ finally:
 """
 
 
-def time_default_training() -> tuple[float, float, str]:
-    """Wall seconds and peak RSS (MB) of a default `python train.py`, and its result line."""
+def time_training(root: Path) -> tuple[float, float, str]:
+    """Wall seconds and peak RSS (MB) of a default `python train.py` in `root`, its result line."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "model.pkl"
         started = time.perf_counter()
@@ -206,7 +222,7 @@ def time_default_training() -> tuple[float, float, str]:
                 sys.executable,
                 "-c",
                 PEAK_RSS_WRAPPER,
-                str(ROOT / "train.py"),
+                "train.py",
                 "--output",
                 str(out),
                 "--no-progress",
@@ -214,11 +230,69 @@ def time_default_training() -> tuple[float, float, str]:
             capture_output=True,
             text=True,
             check=True,
+            cwd=root,
         )
         wall = time.perf_counter() - started
     peak_kb = int(proc.stderr.rsplit("peak_rss_kb", 1)[1].split()[0])
     last = [line for line in proc.stdout.splitlines() if "test accuracy" in line.lower()]
     return wall, peak_kb / 1024, (last[-1] if last else proc.stdout.strip().splitlines()[-1])
+
+
+@contextlib.contextmanager
+def checkout(revision: str):
+    """A temporary git worktree of `revision` of this repository."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "previous"
+        git = ["git", "-C", str(ROOT)]
+        subprocess.run([*git, "worktree", "add", "--detach", str(tree), revision], check=True,
+                       capture_output=True)  # fmt: skip
+        try:
+            yield tree
+        finally:
+            subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=True)
+
+
+def full_figures(runs: int) -> dict:
+    """Today's default train.py against the previous one, interleaved; its floor and breakdown."""
+    walls: dict[str, list[float]] = {"default": [], "previous": []}
+    peaks, results = [], []
+    with checkout(PREVIOUS) as previous:
+        for _ in range(runs):
+            for name, root in (("default", ROOT), ("previous", previous)):
+                wall, peak_mb, result = time_training(root)
+                walls[name].append(wall)
+                if name == "default":
+                    peaks.append(peak_mb)
+                    results.append(result)
+    config = TrainConfig()
+    n_images = len(training_data(load_mnist(), config)[0][0])
+    flops = config.epochs * epoch_flops(n_images)
+    with threadpool_limits(config.blas_threads, "blas"):
+        rate = sgemm_rate(2048, 2048, 2048, reps=5)
+    return {
+        "default_walls_s": walls["default"],
+        "previous_walls_s": walls["previous"],
+        "default_over_previous": [
+            a / b for a, b in zip(walls["default"], walls["previous"], strict=True)
+        ],
+        "default_peak_rss_mb": max(peaks),
+        "default_results": results,
+        "recipe_tflop": flops / 1e12,
+        "recipe_floor_s": flops / (rate * 1e9),
+        "breakdown": default_run_breakdown(),
+    }
+
+
+def accuracy_figures(targets=TARGETS) -> dict:
+    """Time to each target test accuracy on plain MNIST, this trainer and PyTorch's."""
+    data = load_mnist()
+    config = plain_recipe(TrainConfig())
+    curves = {"numpy": numpy_curve(config, data), "pytorch": torch_curve(config, data)}
+    times = {
+        name: {t: time_to(curve, t) for t in targets} if curve else None
+        for name, curve in curves.items()
+    }
+    return {"curves": curves, "times": times, "epochs": config.epochs}
 
 
 def median(values) -> float:
@@ -232,7 +306,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every run")
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads for both trainers")
     parser.add_argument("--breakdown", action="store_true", help="also time hand-written steps")
-    parser.add_argument("--full", action="store_true", help="also time the default train.py")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="also time the default train.py against the previous recipe, its breakdown, and "
+        "the time to a test accuracy against PyTorch",
+    )
+    parser.add_argument("--runs", type=int, default=3, help="train.py runs of each, with --full")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     return parser.parse_args()
 
@@ -306,7 +386,7 @@ def summarize(args, rounds, flops: float, hand_modes) -> dict:
     return figures
 
 
-def print_report(figures: dict, n_rounds: int, n_images: int, hand_modes, full: bool) -> None:
+def print_report(figures: dict, n_rounds: int, n_images: int, hand_modes) -> None:
     """Print the figures from `summarize` as the human-readable report."""
     f = figures
     batch, floor, shape_floor = f["batch_size"], f["floor_s_peak"], f["floor_s_training_shapes"]
@@ -353,11 +433,53 @@ def print_report(figures: dict, n_rounds: int, n_images: int, hand_modes, full: 
             f"hand-written {mode:9s} epoch: {hand:.3f} s = {hand / shape_floor:.2f}x floor "
             f"(training shapes), {hand / floor:.2f}x floor (peak); trainer = {plain_s / hand:.2f}x"
         )
-    if full:
-        print(
-            f"default `python train.py`: {f['default_train_wall_s']:.1f} s wall, "
-            f"peak RSS {f['default_train_peak_rss_mb']:.0f} MB; {f['default_train_result']}"
-        )
+
+
+def print_full(f: dict) -> None:
+    """The default train.py's wall time against the previous recipe's, its floor, its shares."""
+    walls, previous = f["default_walls_s"], f["previous_walls_s"]
+    print(
+        f"default `python train.py`: median {median(walls):.1f} s wall "
+        f"({', '.join(f'{w:.1f}' for w in walls)}); peak RSS {f['default_peak_rss_mb']:.0f} MB"
+    )
+    print(f"  {f['default_results'][-1]}")
+    print(
+        f"previous train.py (commit {PREVIOUS}): median {median(previous):.1f} s "
+        f"-> default/previous = {median(walls) / median(previous):.2f} "
+        f"(per run {', '.join(f'{r:.2f}' for r in f['default_over_previous'])})"
+    )
+    print(
+        f"recipe: {f['recipe_tflop']:.2f} TFLOP of products, floor {f['recipe_floor_s']:.1f} s "
+        f"at the peak SGEMM rate -> wall/floor = {median(walls) / f['recipe_floor_s']:.2f}x"
+    )
+    b = f["breakdown"]
+    print(f"where one default run's {b['wall_s']:.1f} s go:")
+    for phase, share in b["shares"].items():
+        print(f"  {phase:22s} {share:6.1%}  ({b['seconds'].get(phase, 0.0):.1f} s)")
+    second = b["seconds"].get("second core: augmentation", 0.0)
+    print(
+        f"  (the second core augmented for {second:.1f} s, hidden behind the steps "
+        "but for 'batches')"
+    )
+
+
+def print_accuracy(f: dict) -> None:
+    """Time to each target test accuracy, and the ratio at the highest both reach."""
+    print(f"time to a test accuracy on plain MNIST ({f['epochs']} epochs, no augmentation):")
+    numpy_times, torch_times = f["times"]["numpy"], f["times"]["pytorch"]
+    for target, seconds in numpy_times.items():
+        mine = "not reached" if seconds is None else f"{seconds:.1f} s"
+        line = f"  {target:.1%}: numpy {mine}"
+        if torch_times is not None:
+            theirs = torch_times[target]
+            line += ", pytorch " + ("not reached" if theirs is None else f"{theirs:.1f} s")
+            if seconds is not None and theirs is not None:
+                line += f" -> numpy/pytorch = {seconds / theirs:.2f}"
+        print(line)
+    best = {name: max(a for _, a in curve) for name, curve in f["curves"].items() if curve}
+    print("  best test accuracy: " + ", ".join(f"{n} {a:.2%}" for n, a in best.items()))
+    if torch_times is None:
+        print("  pytorch: not installed, skipped (pip install -r bench/requirements.txt)")
 
 
 def main() -> None:
@@ -369,13 +491,15 @@ def main() -> None:
     rounds = measure_rounds(args, images, labels, hand_modes)
     figures = summarize(args, rounds, flops, hand_modes)
     if args.full:
-        wall, peak_mb, last = time_default_training()
-        figures.update(default_train_wall_s=wall, default_train_peak_rss_mb=peak_mb)
-        figures["default_train_result"] = last
+        figures["full"] = full_figures(args.runs)
+        figures["accuracy"] = accuracy_figures()
     if args.json:
         print(json.dumps(figures))
         return
-    print_report(figures, args.rounds, len(images), hand_modes, args.full)
+    print_report(figures, args.rounds, len(images), hand_modes)
+    if args.full:
+        print_full(figures["full"])
+        print_accuracy(figures["accuracy"])
 
 
 if __name__ == "__main__":

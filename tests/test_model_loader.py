@@ -122,24 +122,24 @@ def test_missing_file_and_folder_say_how_to_make_a_model(tmp_path):
         load_params(tmp_path)
 
 
-def test_the_seeds_plain_dicts_in_nielsens_layout_are_accepted(tmp_path):
+def test_plain_dicts_in_nielsens_layout_are_accepted(tmp_path):
     rng = np.random.default_rng(1)
     sizes = [784, 30, 10]
     # network.py stores weights as (n_out, n_in) float64 and biases as (n_out, 1) columns.
-    seed_params = {
+    nielsen_params = {
         "weights": [rng.standard_normal((b, a)) for a, b in itertools.pairwise(sizes)],
         "biases": [rng.standard_normal((b, 1)) for b in sizes[1:]],
     }
     path = tmp_path / "seed.pkl"
-    path.write_bytes(pickle.dumps(seed_params))
+    path.write_bytes(pickle.dumps(nielsen_params))
     loaded = load_params(path)
     assert loaded["sizes"] == sizes
     assert loaded["weights"][0].shape == (784, 30)
     assert loaded["weights"][0].dtype == np.float32
     assert loaded["activation"] == "relu"
     x = rng.random((3, 784), dtype=np.float32)
-    expected = np.maximum(x @ seed_params["weights"][0].T + seed_params["biases"][0].T, 0)
-    expected = expected @ seed_params["weights"][1].T + seed_params["biases"][1].T
+    expected = np.maximum(x @ nielsen_params["weights"][0].T + nielsen_params["biases"][0].T, 0)
+    expected = expected @ nielsen_params["weights"][1].T + nielsen_params["biases"][1].T
     np.testing.assert_allclose(
         load_classifier(path).hidden_and_logits(x)[-1], expected, rtol=1e-4, atol=1e-4
     )

@@ -8,25 +8,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from digits.data.augment import AugmentConfig, augment_batch
+from digits.data.augment import AugmentConfig
 from digits.data.mnist import (
     DRAWN_PATH,
     N_CLASSES,
     N_PIXELS,
     Mnist,
     load_drawn_training_set,
-    to_input,
     with_drawn,
 )
 from digits.training.evaluation import accuracy, predict_proba_batched
+from digits.training.prefetch import Prefetcher, open_prefetcher
 from network import MLP
 from optimizers import make_optimizer
 from schedules import Constant, StepDecay, WarmupCosine
@@ -139,34 +137,27 @@ def make_schedule(config: TrainConfig, steps_per_epoch: int):
 
 
 def iterate_batches(
-    images: np.ndarray,
+    prefetcher: Prefetcher,
     labels: np.ndarray,
     batch_size: int,
     order: np.ndarray,
-    prepare: Callable[[np.ndarray], np.ndarray],
-    pool: ThreadPoolExecutor,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (x (B, 784) float32, y (B,)) batches in `order`, prepared one chunk ahead.
 
-    `prepare` turns uint8 images (n, 28, 28) into network input; it runs on the pool's thread
-    while the caller trains on the previous chunk (NumPy releases the GIL in its loops).
-    A batch larger than PREFETCH_CHUNK is one chunk of its own, so every batch has `batch_size`
-    images but the last.
+    The prefetcher prepares the next chunk on the second core while the caller trains on
+    this one; a batch is valid until the next is asked for. A batch larger than
+    PREFETCH_CHUNK is one chunk of its own, so every batch has `batch_size` images but the last.
     """
     chunk = chunk_size(batch_size)
-    starts = range(0, len(order), chunk)
-
-    def job(start: int):
-        idx = order[start : start + chunk]
-        return prepare(images[idx]), labels[idx]
-
-    if not len(starts):
+    chunks = [order[start : start + chunk] for start in range(0, len(order), chunk)]
+    if not chunks:
         return
-    pending = pool.submit(job, starts[0])
-    for k in range(len(starts)):
-        x, y = pending.result()
-        if k + 1 < len(starts):
-            pending = pool.submit(job, starts[k + 1])
+    pending = prefetcher.submit(chunks[0])
+    for k, idx in enumerate(chunks):
+        x = pending.result()
+        if k + 1 < len(chunks):
+            pending = prefetcher.submit(chunks[k + 1])
+        y = labels[idx]
         # Batches never straddle chunks, so the last batch of a chunk may be short; batch
         # boundaries then stay identical with or without prefetching.
         for i in range(0, len(x), batch_size):
@@ -243,10 +234,9 @@ class Stepper:
         totals = EpochTotals(lr=self.schedule(self.step))
         for x, y in batches:
             totals.lr = self.schedule(self.step)
-            loss, out = self.network.loss_and_grad(x, y)
+            loss, batch_correct = self.network.loss_and_grad(x, y)
             self.optimizer.step(totals.lr)
             self.step += 1
-            batch_correct = int(np.count_nonzero(out.argmax(axis=1) == y))
             totals.loss_sum += loss * len(y)
             totals.correct += batch_correct
             totals.seen += len(y)
@@ -282,20 +272,20 @@ def fit(
     init_rng, order_rng, augment_rng = (np.random.default_rng(s) for s in seeds)
     network = network if network is not None else new_network(config, init_rng)
     step = Stepper(config, network, steps_per_epoch(len(train_images), config.batch_size))
-    prepare: Callable[[np.ndarray], np.ndarray] = to_input
-    if config.augment:
-        prepare = partial(augment_batch, rng=augment_rng, config=config.augment_config)
     history: list[EpochRecord] = []
     early = EarlyStopping(config.patience)
     if on_start is not None:
         on_start(len(train_images))
-    with ThreadPoolExecutor(max_workers=1) as pool, threadpool_limits(config.blas_threads, "blas"):
+    augment = config.augment_config if config.augment else None
+    chunk = chunk_size(config.batch_size)
+    with (
+        open_prefetcher(train_images, augment, augment_rng, chunk) as prefetcher,
+        threadpool_limits(config.blas_threads, "blas"),
+    ):
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()
             order = order_rng.permutation(len(train_images))
-            batches = iterate_batches(
-                train_images, train_labels, config.batch_size, order, prepare, pool
-            )
+            batches = iterate_batches(prefetcher, train_labels, config.batch_size, order)
             totals = step.epoch(batches, on_batch, should_stop)
             if not np.isfinite(totals.loss_sum):
                 raise FloatingPointError(

@@ -123,6 +123,16 @@ def test_softmax_cross_entropy_gradient_is_probabilities_minus_onehot(rng):
     np.testing.assert_allclose(loss.backward(), expected, atol=1e-7)
 
 
+@pytest.mark.parametrize("loss_class", [SoftmaxCrossEntropy, MSE])
+def test_each_loss_counts_the_samples_whose_largest_output_is_the_label(loss_class, rng):
+    outputs = rng.standard_normal((300, 10)).astype(np.float32)
+    labels = rng.integers(0, 10, 300)
+    labels[:100] = outputs[:100].argmax(axis=1)  # a third read right for certain
+    loss = loss_class()
+    loss.forward(outputs.copy(), labels)
+    assert loss.n_correct == np.count_nonzero(outputs.argmax(axis=1) == labels) >= 100
+
+
 def test_cross_entropy_accepts_uint8_labels_as_mnist_stores_them(rng):
     logits = rng.standard_normal((200, 10)).astype(np.float32)
     labels = rng.integers(0, 10, 200)

@@ -1,11 +1,10 @@
 """The training loop: batching, validation split, early stopping, stopping on request."""
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import pytest
 
 from digits.data.mnist import to_input
+from digits.training.prefetch import ThreadPrefetcher
 from digits.training.trainer import (
     PREFETCH_CHUNK,
     TrainConfig,
@@ -38,8 +37,8 @@ def test_validation_is_the_last_training_images_and_never_the_test_set(mnist):
 def test_batches_cover_every_image_once_per_epoch_in_the_given_order(small):
     images, labels = small
     order = np.random.default_rng(0).permutation(len(images))
-    with ThreadPoolExecutor(1) as pool:
-        batches = list(iterate_batches(images, labels, 100, order, to_input, pool))
+    with ThreadPrefetcher(images, to_input) as prefetcher:
+        batches = list(iterate_batches(prefetcher, labels, 100, order))
     x = np.concatenate([b[0] for b in batches])
     y = np.concatenate([b[1] for b in batches])
     np.testing.assert_array_equal(x, to_input(images[order]))
@@ -117,8 +116,8 @@ def test_fit_announces_the_images_of_an_epoch_before_its_first_step(small):
 def test_batches_larger_than_a_chunk_are_used_whole(small):
     images, labels = small
     order = np.arange(len(images))
-    with ThreadPoolExecutor(1) as pool:
-        batches = list(iterate_batches(images, labels, PREFETCH_CHUNK + 452, order, to_input, pool))
+    with ThreadPrefetcher(images, to_input) as prefetcher:
+        batches = list(iterate_batches(prefetcher, labels, PREFETCH_CHUNK + 452, order))
     assert [len(y) for _, y in batches] == [
         PREFETCH_CHUNK + 452,
         len(images) - PREFETCH_CHUNK - 452,
@@ -129,8 +128,8 @@ def test_batches_larger_than_a_chunk_are_used_whole(small):
 def test_batches_up_to_a_chunk_never_straddle_chunks_as_before(small):
     images, labels = small
     order = np.arange(len(images))
-    with ThreadPoolExecutor(1) as pool:
-        sizes = [len(y) for _, y in iterate_batches(images, labels, 1000, order, to_input, pool)]
+    with ThreadPrefetcher(images, to_input) as prefetcher:
+        sizes = [len(y) for _, y in iterate_batches(prefetcher, labels, 1000, order)]
     assert sizes == [1000, 1000, PREFETCH_CHUNK - 2000, 952]
 
 

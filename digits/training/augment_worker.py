@@ -1,0 +1,44 @@
+"""The worker prefetch.ProcessAugmenter starts: python -m digits.training.augment_worker
+
+Its standard input carries pickles from its parent: one setup (the two mapped files, the
+rng, the AugmentConfig), then (indices, slot) per chunk; it answers each chunk on standard
+output with (images written, seconds it took), and ends at the end of its input.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from digits.data.augment import augment_batch
+from digits.data.mnist import N_PIXELS
+from digits.training.prefetch import mapped
+
+
+def main() -> None:
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    images_file, shape, outputs_file, chunk, rng, config = pickle.load(stdin)
+    n_bytes = math.prod(shape)
+    images = mapped(Path(images_file), n_bytes, readonly=True)[:n_bytes].reshape(shape)
+    outputs = mapped(Path(outputs_file), 2 * chunk * N_PIXELS * 4, np.float32)
+    outputs = outputs.reshape(2, chunk, N_PIXELS)
+    with threadpool_limits(1, "blas"):
+        while True:
+            try:
+                idx, slot = pickle.load(stdin)
+            except EOFError:
+                break
+            started = time.perf_counter()
+            augment_batch(images[idx], rng, config, out=outputs[slot, : len(idx)])
+            pickle.dump((len(idx), time.perf_counter() - started), stdout)
+            stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
