@@ -1,6 +1,6 @@
 """Does fine-tuning teach the network a hand MNIST rarely shows, without it forgetting MNIST?
 
-It draws `--samples` digits in bench/styled_digits.py's hand (a slashed 0, a crossed 7, a 1
+It draws `--samples` digits in digits/data/styled_digits.py's hand (a slashed 0, a crossed 7, a 1
 with flag and foot) on the app's canvas, reads them with the app's preprocessing, stores them
 through user_store as the app's Right / Wrong buttons do, and fine-tunes the model on them with
 finetune.py's defaults. It prints the accuracy before and after on MNIST's 10,000 test images

@@ -40,8 +40,17 @@ sys.path.insert(0, str(ROOT))
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from digits.app.training_runner import PAGE_EPOCHS
 from digits.data.mnist import N_CLASSES, N_PIXELS, load_mnist, to_input
-from digits.training.trainer import TrainConfig, fit, training_data
+from digits.training.trainer import (
+    Stepper,
+    TrainConfig,
+    fit,
+    new_network,
+    steps_per_epoch,
+    training_data,
+)
+from model_loader import load_params
 from optimizers import SGD
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -144,6 +153,20 @@ def hand_epoch_seconds(x_all, labels, batch: int, mode: str) -> float:
     return time.perf_counter() - started
 
 
+def trainer_step_epoch_seconds(x_all, labels, batch: int) -> float:
+    """Seconds of the trainer's own steps (trainer.Stepper: network, SGD, bookkeeping) over an
+    epoch of the same pre-converted input as hand_epoch_seconds: its step, without its data path.
+    """
+    config = TrainConfig(augment=False, drawn=False, batch_size=batch)
+    network = new_network(config, np.random.default_rng(0))
+    stepper = Stepper(config, network, steps_per_epoch(len(x_all), batch))
+    starts = range(0, len(x_all) - batch + 1, batch)
+    batches = ((x_all[s : s + batch], labels[s : s + batch]) for s in starts)
+    started = time.perf_counter()
+    stepper.epoch(batches)
+    return time.perf_counter() - started
+
+
 def numpy_epochs(images, labels, config: TrainConfig) -> list[float]:
     """Seconds per epoch of the project's trainer; the first epoch is dropped as warm-up."""
     _, history = fit(config, images, labels)
@@ -212,8 +235,19 @@ finally:
 """
 
 
-def time_training(root: Path) -> tuple[float, float, str]:
-    """Wall seconds and peak RSS (MB) of a default `python train.py` in `root`, its result line."""
+def same_weights(a: Path, b: Path) -> bool:
+    """Whether two model files hold the same weights and biases, bit for bit."""
+    first, second = load_params(a), load_params(b)
+    return all(
+        np.array_equal(x, y)
+        for key in ("weights", "biases")
+        for x, y in zip(first[key], second[key], strict=True)
+    )
+
+
+def time_training(root: Path) -> tuple[float, float, str, bool]:
+    """Wall seconds and peak RSS (MB) of a default `python train.py` in `root`, its result line,
+    and whether it wrote the weights committed there."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "model.pkl"
         started = time.perf_counter()
@@ -233,9 +267,37 @@ def time_training(root: Path) -> tuple[float, float, str]:
             cwd=root,
         )
         wall = time.perf_counter() - started
+        reproduced = same_weights(out, root / "model_params.pkl")
     peak_kb = int(proc.stderr.rsplit("peak_rss_kb", 1)[1].split()[0])
     last = [line for line in proc.stdout.splitlines() if "test accuracy" in line.lower()]
-    return wall, peak_kb / 1024, (last[-1] if last else proc.stdout.strip().splitlines()[-1])
+    result = last[-1] if last else proc.stdout.strip().splitlines()[-1]
+    return wall, peak_kb / 1024, result, reproduced
+
+
+# Run in a tree's own code: the seconds of a training run as the Train page starts it with its
+# defaults (argv[1] epochs of the default recipe: all images, drawn digits, augmentation).
+PAGE_RUN_SNIPPET = """
+import sys, time
+from digits.data.mnist import load_mnist
+from digits.training.trainer import TrainConfig, fit, training_data
+config = TrainConfig(epochs=int(sys.argv[1]))
+(x, y), (vx, vy), _ = training_data(load_mnist(), config)
+started = time.perf_counter()
+fit(config, x, y, vx, vy)
+print(time.perf_counter() - started)
+"""
+
+
+def page_run_seconds(root: Path) -> float:
+    """Seconds of the Train page's default run with the trainer in `root`."""
+    proc = subprocess.run(
+        [sys.executable, "-c", PAGE_RUN_SNIPPET, str(PAGE_EPOCHS)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root,
+    )
+    return float(proc.stdout.split()[-1])
 
 
 @contextlib.contextmanager
@@ -255,15 +317,18 @@ def checkout(revision: str):
 def full_figures(runs: int) -> dict:
     """Today's default train.py against the previous one, interleaved; its floor and breakdown."""
     walls: dict[str, list[float]] = {"default": [], "previous": []}
-    peaks, results = [], []
+    page_runs: dict[str, list[float]] = {"default": [], "previous": []}
+    peaks, results, reproduced = [], [], []
     with checkout(PREVIOUS) as previous:
         for _ in range(runs):
             for name, root in (("default", ROOT), ("previous", previous)):
-                wall, peak_mb, result = time_training(root)
+                page_runs[name].append(page_run_seconds(root))
+                wall, peak_mb, result, same = time_training(root)
                 walls[name].append(wall)
                 if name == "default":
                     peaks.append(peak_mb)
                     results.append(result)
+                    reproduced.append(same)
     config = TrainConfig()
     n_images = len(training_data(load_mnist(), config)[0][0])
     flops = config.epochs * epoch_flops(n_images)
@@ -275,8 +340,10 @@ def full_figures(runs: int) -> dict:
         "default_over_previous": [
             a / b for a, b in zip(walls["default"], walls["previous"], strict=True)
         ],
+        "page_run_s": page_runs,
         "default_peak_rss_mb": max(peaks),
         "default_results": results,
+        "default_reproduces_committed_model": reproduced,
         "recipe_tflop": flops / 1e12,
         "recipe_floor_s": flops / (rate * 1e9),
         "breakdown": default_run_breakdown(),
@@ -325,7 +392,7 @@ def measure_rounds(args, images, labels, hand_modes) -> list[dict[str, list[floa
     x_all = to_input(images) if args.breakdown else None
     # The machine is shared and noisy, so every measurement runs once per round, interleaved:
     # a busy spell then slows all of them alike, and the medians and ratios stay comparable.
-    keys = ["peak", "shapes", "plain", "augmented", "torch", *hand_modes]
+    keys = ["peak", "shapes", "plain", "augmented", "torch", "trainer step", *hand_modes]
     rounds = [{k: [] for k in keys} for _ in range(args.rounds)]
     for r in rounds:
         with threadpool_limits(args.threads, "blas"):
@@ -333,6 +400,8 @@ def measure_rounds(args, images, labels, hand_modes) -> list[dict[str, list[floa
             r["shapes"].append(training_shapes_rate(batch_size))
             for mode in hand_modes:
                 r[mode].append(hand_epoch_seconds(x_all, labels, batch_size, mode))
+            if hand_modes:
+                r["trainer step"].append(trainer_step_epoch_seconds(x_all, labels, batch_size))
         r["plain"] += numpy_epochs(images, labels, plain)
         r["augmented"] += numpy_epochs(images, labels, augmented)
         r["torch"] += torch_epochs(images, labels, plain) or []
@@ -383,6 +452,11 @@ def summarize(args, rounds, flops: float, hand_modes) -> dict:
     }
     for mode in hand_modes:
         figures[f"hand_{mode}_epoch_s"] = median(every[mode])
+    if hand_modes:
+        figures["trainer_step_epoch_s"] = median(every["trainer step"])
+        figures["per_round"]["trainer_step_over_hand"] = [
+            median(r["trainer step"]) / median(r["step+sgd"]) for r in rounds
+        ]
     return figures
 
 
@@ -421,7 +495,7 @@ def print_report(figures: dict, n_rounds: int, n_images: int, hand_modes) -> Non
     )
     print(f"numpy augmented epoch: {aug_s:.3f} s  = {aug_s / plain_s:.2f}x plain")
     if torch_s is None:
-        print("pytorch: not installed, skipped (pip install torch==2.13.0 to compare)")
+        print("pytorch: not installed, skipped (pip install -r bench/requirements.txt)")
     else:
         print(
             f"pytorch epoch:         {torch_s:.3f} s  -> numpy/pytorch = {plain_s / torch_s:.2f}"
@@ -433,6 +507,12 @@ def print_report(figures: dict, n_rounds: int, n_images: int, hand_modes) -> Non
             f"hand-written {mode:9s} epoch: {hand:.3f} s = {hand / shape_floor:.2f}x floor "
             f"(training shapes), {hand / floor:.2f}x floor (peak); trainer = {plain_s / hand:.2f}x"
         )
+    if hand_modes:
+        step_s, hand = f["trainer_step_epoch_s"], f["hand_step+sgd_epoch_s"]
+        print(
+            f"the trainer's step over the same input: {step_s:.3f} s = {step_s / hand:.2f}x the "
+            f"hand-written step+sgd  ({spread('trainer_step_over_hand')}; target <= 1.1)"
+        )
 
 
 def print_full(f: dict) -> None:
@@ -443,10 +523,17 @@ def print_full(f: dict) -> None:
         f"({', '.join(f'{w:.1f}' for w in walls)}); peak RSS {f['default_peak_rss_mb']:.0f} MB"
     )
     print(f"  {f['default_results'][-1]}")
+    same = f["default_reproduces_committed_model"]
+    print(f"  wrote the committed model_params.pkl bit for bit: {sum(same)} of {len(same)} runs")
     print(
         f"previous train.py (commit {PREVIOUS}): median {median(previous):.1f} s "
         f"-> default/previous = {median(walls) / median(previous):.2f} "
         f"(per run {', '.join(f'{r:.2f}' for r in f['default_over_previous'])})"
+    )
+    today, before = median(f["page_run_s"]["default"]), median(f["page_run_s"]["previous"])
+    print(
+        f"the Train page's default run ({PAGE_EPOCHS} epochs): median {today:.1f} s, "
+        f"previously {before:.1f} s -> {today / before:.2f}"
     )
     print(
         f"recipe: {f['recipe_tflop']:.2f} TFLOP of products, floor {f['recipe_floor_s']:.1f} s "

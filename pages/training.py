@@ -17,6 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from digits.app.training_runner import (
+    PAGE_EPOCHS,
     RunnerError,
     RunState,
     TrainingRunner,
@@ -62,7 +63,7 @@ TAB = "train-tab"
 # than in the widgets, so that "Use these settings" may change them.
 _d = TrainConfig()
 FORM_DEFAULTS = {
-    "tr-epochs": 10,
+    "tr-epochs": PAGE_EPOCHS,
     "tr-batch": _d.batch_size,
     "tr-lr": _d.lr,
     "tr-wd": _d.weight_decay,

@@ -41,6 +41,8 @@ PREVIOUS = "previous-"
 # The live training curve gets a point this many times per epoch (a moving average of the
 # batches since the last one), so a long run's chart stays a few thousand points.
 POINTS_PER_EPOCH = 10
+# The epochs the Train page offers first: a run a learner can watch to its end.
+PAGE_EPOCHS = 10
 
 ACTIVE = ("running", "stopping")
 

@@ -8,6 +8,7 @@ output with (images written, seconds it took), and ends at the end of its input.
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import sys
 import time
@@ -20,8 +21,14 @@ from digits.data.augment import augment_batch
 from digits.data.mnist import N_PIXELS
 from digits.training.prefetch import mapped
 
+# The worker only has to keep ahead of the training loop, so whatever else the machine does
+# (the app answering a drawing while it trains) goes first.
+NICENESS = 10
+
 
 def main() -> None:
+    if hasattr(os, "nice"):
+        os.nice(NICENESS)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     images_file, shape, outputs_file, chunk, rng, config = pickle.load(stdin)
     n_bytes = math.prod(shape)

@@ -54,7 +54,7 @@ class TrainConfig:
     loss: str = "cross_entropy"
     batchnorm: bool = False
     dropout: float = 0.0
-    epochs: int = 80
+    epochs: int = 64
     batch_size: int = 128
     optimizer: str = "sgd"
     lr: float = 0.1
