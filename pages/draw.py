@@ -20,11 +20,12 @@ from digits.app.logic import (
     probability_frame,
     read_digit,
     stage_gallery,
+    with_article,
 )
 from digits.app.user_store import StoreError, UserStore, original_png
 from digits.data.mnist import N_CLASSES, DatasetError
 from digits.data.pad import CANVAS_SIDE
-from digits.data.preprocess import ImageError, load_image, preprocess
+from digits.data.preprocess import FILE_EXTENSIONS, ImageError, load_image, preprocess
 from network import Classifier
 from pages.shared import (
     CURRENT_INPUT,
@@ -39,7 +40,6 @@ from pages.shared import (
     mnist_test_set,
 )
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 # Each digit's bar gets this many pixels of height, so all ten labels fit on the axis.
 BAR_STEP = 20
 
@@ -136,8 +136,8 @@ def teach_buttons(reading: Reading, original, key: str) -> None:
             st.error(taught[2])
         else:
             st.success(
-                f"Saved as a {taught[1]} in your samples: fine-tuning on them teaches the "
-                "network your handwriting.",
+                f"Saved as {with_article(taught[1])} in your samples: fine-tuning on them "
+                "teaches the network your handwriting.",
                 icon=":material/school:",
             )
         return
@@ -193,7 +193,7 @@ def draw_tab(classifier: Classifier, is_open: bool) -> CurrentInput | None:
 def upload_tab(classifier: Classifier, is_open: bool) -> CurrentInput | None:
     """A file uploader for a photo or scan of one digit, and its reading."""
     upload = st.file_uploader(
-        "A photo, scan or screenshot of one digit", type=UPLOAD_TYPES, key="upload"
+        "A photo, scan or screenshot of one digit", type=list(FILE_EXTENSIONS), key="upload"
     )
     if upload is None or not is_open:
         return None

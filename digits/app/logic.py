@@ -129,6 +129,11 @@ def network_view(preprocessed: Preprocessed) -> Image.Image:
     return enlarge(preprocessed.image, NETWORK_VIEW_SCALE)
 
 
+def with_article(digit: int) -> str:
+    """ "a 1", "an 8": the digit as a sentence says it."""
+    return f"an {digit}" if digit == 8 else f"a {digit}"
+
+
 def preview(image: Image.Image, side: int) -> Image.Image:
     """A copy of an uploaded image, in a mode every browser shows, at most `side` pixels across.
 

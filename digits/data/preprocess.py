@@ -20,6 +20,18 @@ FIT_SIDE = 20
 # 13.99 down, 14.01 across), i.e. half the side rather than the middle pixel's 13.5.
 CENTRE = IMAGE_SIDE / 2
 
+# The image formats the product reads by name, with their file extensions: the upload box
+# offers these, and an unreadable file is told to be one of them.
+FORMATS = {
+    "PNG": ("png",),
+    "JPEG": ("jpg", "jpeg"),
+    "WebP": ("webp",),
+    "BMP": ("bmp",),
+    "GIF": ("gif",),
+}
+FILE_EXTENSIONS = tuple(ext for extensions in FORMATS.values() for ext in extensions)
+FORMAT_NAMES = ", ".join(list(FORMATS)[:-1]) + " or " + list(FORMATS)[-1]
+
 # Larger inputs are reduced first: a digit needs far fewer pixels than a phone photo has.
 WORK_SIDE = 512
 # The lighting is estimated on a coarse grid whose min filter spans about a quarter of the image,
@@ -198,8 +210,10 @@ def load_image(source: str | os.PathLike[str] | bytes | BinaryIO) -> Image.Image
             img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         if b"<svg" in data[:4096].lower():
-            raise ImageError("SVG drawings are not supported; export it as PNG or JPEG.") from None
-        raise ImageError("This file is not an image that can be read; use PNG or JPEG.") from None
+            raise ImageError("SVG drawings are not supported; export it as PNG.") from None
+        raise ImageError(
+            f"This file is not an image that can be read; use {FORMAT_NAMES}."
+        ) from None
     except Image.DecompressionBombError:
         raise _too_large() from None
     width, height = img.size

@@ -229,8 +229,21 @@ def test_a_broken_upload_gets_one_plain_error_line(app):
     app.file_uploader[0].set_value(("digit.png", b"this is not a PNG", "image/png")).run()
     assert_no_exception(app)
     (error,) = app.error
-    assert error.value == "This file is not an image that can be read; use PNG or JPEG."
+    assert error.value == (
+        "This file is not an image that can be read; use PNG, JPEG, WebP, BMP or GIF."
+    ), "the formats the upload box offers"
     assert "Prediction" not in metrics(app)
+
+
+def test_a_sample_saved_as_an_8_is_called_an_8(monkeypatch, tmp_path, mnist):
+    monkeypatch.setenv("DIGITS_USER_DB", str(tmp_path / "samples.sqlite"))
+    at = app_with_model(monkeypatch, MODEL_PATH)
+    at.run()
+    draw_on_canvas(at, drawn(mnist.test_images[0]))  # a 7, read as 7
+    at.selectbox[0].set_value(8).run()
+    at.button(key="canvas-wrong").click().run()
+    assert_no_exception(at)
+    assert at.success[0].value.startswith("Saved as an 8 in your samples")
 
 
 def test_wrong_waits_for_the_right_digit_then_saves_it_as_a_sample(monkeypatch, tmp_path, mnist):

@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from digits.data import preprocess
 from digits.data.mnist import DATA_DIR, IMAGE_SIDE, N_PIXELS, find_file, read_idx
 from digits.data.preprocess import (
+    FILE_EXTENSIONS,
     FIT_SIDE,
     MNIST_STROKE_WIDTH,
     STROKE_SIDE,
@@ -634,3 +635,12 @@ def test_with_a_trained_model_preprocessing_reads_canvas_drawings_better_than_re
         )
     assert smart >= 0.9 * count
     assert smart > naive
+
+
+@pytest.mark.parametrize("extension", FILE_EXTENSIONS)
+def test_every_format_the_upload_box_offers_is_read(extension, test_images):
+    digit = Image.fromarray(255 - test_images[0]).resize((112, 112)).convert("RGB")
+    pillow_format = {"jpg": "JPEG"}.get(extension, extension.upper())
+    data = io.BytesIO()
+    digit.save(data, format=pillow_format)
+    assert preprocess.preprocess(load_image(data.getvalue())).has_digit
