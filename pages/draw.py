@@ -233,6 +233,10 @@ def mnist_tab(classifier: Classifier, is_open: bool) -> CurrentInput | None:
     digit, result = st.columns([1, 1.2])
     with digit:
         st.metric("True label", str(label))
+        if reading.digit == label:
+            st.success("Read right", icon=":material/check:")
+        elif reading.digit is not None:
+            st.error(f"Read wrong: the network says {reading.digit}", icon=":material/close:")
         # The stored image is the network's input as it is: this is what the network sees.
         view = network_view(reading.preprocessed)
         st.image(

@@ -174,7 +174,7 @@ def mistakes_section(result, images, labels, true: int | None, predicted: int | 
         st.info("No test digit was mixed up that way.")
         return
     st.markdown(
-        f"**{len(wrong)} mistakes** (true {any_digit(true)}, read as {any_digit(predicted)})"
+        f"**{len(wrong)} mistakes**: {insights.mistake_kind(true, predicted)}"
         + (f", the {MISTAKES_SHOWN} most confident shown" if len(wrong) > MISTAKES_SHOWN else "")
         + f". Under each: the network's {TOP_K} likeliest answers."
     )

@@ -291,6 +291,17 @@ def worst_confusion(confusion: np.ndarray) -> tuple[int, int]:
     return int(true), int(predicted)
 
 
+def mistake_kind(true: int | None, predicted: int | None) -> str:
+    """The kind of mistake a pair of pickers picks, in words ("4s read as 9"); None is any."""
+    if true is None and predicted is None:
+        return "every digit read as another"
+    if predicted is None:
+        return f"{true}s read as another digit"
+    if true is None:
+        return f"other digits read as {predicted}"
+    return f"{true}s read as {predicted}"
+
+
 def misclassified(
     evaluation: Evaluation, true: int | None = None, predicted: int | None = None
 ) -> np.ndarray:

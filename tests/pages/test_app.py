@@ -206,6 +206,10 @@ def test_the_random_mnist_button_shows_a_test_digit_its_label_and_the_prediction
     shown = metrics(app)
     assert shown["True label"] == str(label)
     assert shown["Prediction"] == str(expected)
+    verdict = [m.value for m in (*app.success, *app.error)]
+    assert verdict == (
+        ["Read right"] if expected == label else [f"Read wrong: the network says {expected}"]
+    )
     assert any(f"#{index}" in c for img in app.image for c in img.captions)
     current = app.session_state[CURRENT_INPUT]
     assert (current.source, current.label) == ("mnist", label)

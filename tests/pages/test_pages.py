@@ -186,6 +186,10 @@ def test_evaluation_pickers_choose_the_mistakes_shown(monkeypatch, mnist):
     gallery = [c.value for c in at.caption if c.value.startswith("**#")]
     assert gallery
     assert all(" is 4" in c for c in gallery)
+    result = insights.evaluate(load_classifier(), mnist.test_images, mnist.test_labels)
+    heading = next(m.value for m in at.markdown if "mistakes**" in m.value)
+    n_wrong = len(insights.misclassified(result, true=4))
+    assert heading.startswith(f"**{n_wrong} mistakes**: 4s read as another digit")
     at.selectbox[1].set_value(4).run()
     (info,) = at.info
     assert "were read right" in info.value

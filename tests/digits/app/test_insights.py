@@ -411,3 +411,10 @@ def test_file_version_changes_when_the_file_does(tmp_path):
     path.write_bytes(b"two, longer")
     assert insights.file_version(path) != first
     assert insights.file_version(path)[1] == len(b"two, longer")
+
+
+def test_a_kind_of_mistake_reads_as_a_phrase_with_none_meaning_any_digit():
+    assert insights.mistake_kind(4, 9) == "4s read as 9"
+    assert insights.mistake_kind(4, None) == "4s read as another digit"
+    assert insights.mistake_kind(None, 9) == "other digits read as 9"
+    assert insights.mistake_kind(None, None) == "every digit read as another"
