@@ -7,13 +7,13 @@ import streamlit as st
 
 from digits.app import insights
 from digits.training.checkpoint import history_path
-from pages.shared import OTHER_COLOUR, TOP_COLOUR, model_path
+from pages.shared import TRAINING_COLOUR, VALIDATION_COLOUR, model_path
 
 # Streamlit fits a chart's legend and axes into this height as well as its plot.
 CHART_HEIGHT = 340
 LOSS_CURVES = {"loss": "training", "val_loss": "validation"}
 ACCURACY_CURVES = {"train_accuracy": "training", "val_accuracy": "validation"}
-CURVE_COLOURS = {"training": OTHER_COLOUR, "validation": TOP_COLOUR}
+CURVE_COLOURS = {"training": TRAINING_COLOUR, "validation": VALIDATION_COLOUR}
 NO_HISTORY = "This model has no training history file; `python train.py` writes one."
 
 

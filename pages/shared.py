@@ -32,6 +32,8 @@ SAMPLE_KEY = "mnist_sample_index"
 
 # The most probable digit's bar stands out in Streamlit's accent red; the rest stay grey.
 TOP_COLOUR, OTHER_COLOUR = "#FF4B4B", "#A3A8B8"
+# Every page draws training curves in the grey and validation curves in the red.
+TRAINING_COLOUR, VALIDATION_COLOUR = OTHER_COLOUR, TOP_COLOUR
 
 
 def model_path() -> Path:

@@ -18,6 +18,8 @@ import streamlit as st
 
 from digits.app.training_runner import (
     PAGE_EPOCHS,
+    TRAINING_SERIES,
+    VALIDATION_SERIES,
     RunnerError,
     RunState,
     TrainingRunner,
@@ -34,14 +36,14 @@ from digits.training.trainer import TrainConfig
 from layers import ACTIVATIONS
 from model_loader import ModelFileError, load_params
 from optimizers import OPTIMIZERS
-from pages.shared import model_path
+from pages.shared import TRAINING_COLOUR, VALIDATION_COLOUR, model_path
 
 # How often the live panel asks the runner for news while a run is under way.
 POLL_SECONDS = 0.5
 # Streamlit fits a chart's title, legend and axes into this height as well as its plot: 400
 # leaves the plot about 230 px, where 260 left it a strip of 90.
 CHART_HEIGHT = 400
-CURVE_COLOURS = {"training (moving average)": "#5B7FA6", "validation": "#FF4B4B"}
+CURVE_COLOURS = {TRAINING_SERIES: TRAINING_COLOUR, VALIDATION_SERIES: VALIDATION_COLOUR}
 BATCH_SIZES = [32, 64, 128, 256, 512]
 # Training images for a run: all of them, or a subset for a quick try.
 SUBSETS = {
@@ -312,7 +314,7 @@ def curve_chart(rows: pd.DataFrame, metric: str, epochs: int | None) -> alt.Char
                   axis=alt.Axis(format="%"))  # fmt: skip
     lines = alt.Chart(data).mark_line().encode(x=x, y=y, color=colour)
     dots = (
-        alt.Chart(data[data["series"] == "validation"])
+        alt.Chart(data[data["series"] == VALIDATION_SERIES])
         .mark_point(filled=True, size=40)
         .encode(x=x, y=y, color=colour, tooltip=["epoch:Q", alt.Tooltip("value:Q", format=".4f")])
     )

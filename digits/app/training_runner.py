@@ -41,6 +41,8 @@ PREVIOUS = "previous-"
 # The live training curve gets a point this many times per epoch (a moving average of the
 # batches since the last one), so a long run's chart stays a few thousand points.
 POINTS_PER_EPOCH = 10
+# The live curves' names: steps' moving average, and the validation split after each epoch.
+TRAINING_SERIES, VALIDATION_SERIES = "training (moving average)", "validation"
 # The epochs the Train page offers first: a run a learner can watch to its end.
 PAGE_EPOCHS = 10
 
@@ -155,9 +157,7 @@ class Run:
         if self._since_point >= self._images_per_epoch / POINTS_PER_EPOCH:
             self._since_point -= self._images_per_epoch / POINTS_PER_EPOCH
             x = self._epoch_base + self._seen / self._images_per_epoch
-            point = CurvePoint(
-                x, "training (moving average)", self._loss.value, self._accuracy.value
-            )
+            point = CurvePoint(x, TRAINING_SERIES, self._loss.value, self._accuracy.value)
         epoch = min(int(self._seen // self._images_per_epoch) + 1, self._epochs)
         self._runner._update(
             message=f"Epoch {epoch} of {self._epochs}", progress=min(fraction, 1.0), point=point
@@ -168,7 +168,7 @@ class Run:
         self._seen = record.epoch * self._images_per_epoch  # exact, whatever the batch sizes
         if record.val_accuracy is not None:
             x = self._epoch_base + record.epoch
-            point = CurvePoint(x, "validation", record.val_loss, record.val_accuracy)
+            point = CurvePoint(x, VALIDATION_SERIES, record.val_loss, record.val_accuracy)
             self._runner._update(point=point)
 
     def on_trial(self, trial: tuning.Trial, done: int, total: int) -> None:

@@ -17,6 +17,7 @@ from digits.app.user_store import UserStore, original_png
 from digits.data.styled_digits import styled_samples
 from digits.training.checkpoint import history_path
 from model_loader import MODEL_PATH, load_params
+from pages.shared import TRAINING_COLOUR, VALIDATION_COLOUR
 
 TIMEOUT = 60
 RUN_TIMEOUT_S = 120
@@ -126,7 +127,12 @@ def test_a_run_started_on_the_page_shows_its_progress_then_its_result_and_its_ow
     assert done.value.startswith("Finished in")
     assert "Test accuracy" in done.value
     assert re.search(r"trained on 1,000 MNIST images and \d{3} drawn ones", done.value)
-    assert len(at.get("arrow_vega_lite_chart") + at.get("vega_lite_chart")) == 2
+    curves = at.get("arrow_vega_lite_chart") + at.get("vega_lite_chart")
+    assert len(curves) == 2
+    for chart in curves:
+        assert f'"range": ["{TRAINING_COLOUR}", "{VALIDATION_COLOUR}"]' in chart.proto.spec, (
+            "training grey and validation red, as on the Training history page"
+        )
     assert not button(at, "Use this model").disabled
     (run_file,) = runs.glob("*.pkl")
     assert model.read_bytes() == before, "the app's model is untouched until the user says so"
