@@ -264,7 +264,8 @@ def fit(
 
     on_start(images_per_epoch) once before the first step, so a caller can size its progress
     bar; on_batch(batch_size, loss, accuracy) after every step; on_epoch(record) after every epoch;
-    should_stop() is polled between steps so a caller can end the run cleanly. With
+    should_stop() is polled between steps so a caller can end the run cleanly (an epoch it cuts
+    short is not in the history, though its steps are in the weights). With
     `config.patience`, training stops after that many epochs without a better validation
     accuracy, and the best weights are restored.
     """
@@ -292,6 +293,8 @@ def fit(
                     f"training diverged in epoch {epoch} (loss is not finite); "
                     f"lower the learning rate (now {config.lr})"
                 )
+            if totals.stopped:
+                break  # the history holds whole epochs only
             val_accuracy, val_loss = validate(network, val_images, val_labels)
             record = EpochRecord(
                 epoch, totals.loss_sum / max(totals.seen, 1), totals.correct / max(totals.seen, 1),
@@ -300,7 +303,7 @@ def fit(
             history.append(record)
             if on_epoch is not None:
                 on_epoch(record)
-            if totals.stopped or early.should_stop(val_accuracy, network):
+            if early.should_stop(val_accuracy, network):
                 break
     early.restore_best(network)
     return network, history

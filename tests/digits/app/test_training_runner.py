@@ -16,6 +16,8 @@ import pytest
 from digits.app.training_runner import (
     POINTS_PER_EPOCH,
     PREVIOUS,
+    TRAINING_SERIES,
+    VALIDATION_SERIES,
     Outcome,
     RunnerError,
     TrainingRunner,
@@ -202,6 +204,12 @@ def test_stop_ends_a_real_run_after_its_current_step_and_keeps_the_finished_epoc
     epochs = len(json.loads(history_path(state.model_file).read_text())["epochs"])
     assert 1 <= epochs < 200
     assert f"{epochs} of 200 epochs" in state.summary[0]
+    validation = [p.epoch for p in state.points if p.series == VALIDATION_SERIES]
+    training = [p.epoch for p in state.points if p.series == TRAINING_SERIES]
+    assert len(validation) == epochs, (
+        "a validation point for each whole epoch, none for the cut one"
+    )
+    assert max(validation) <= max(training)
 
 
 def test_stop_without_a_run_does_nothing(runner):

@@ -12,6 +12,7 @@ from digits.training.trainer import (
     iterate_batches,
     make_schedule,
     split_train_val,
+    steps_per_epoch,
 )
 
 
@@ -87,7 +88,19 @@ def test_a_stop_request_ends_training_after_the_current_step(small):
         should_stop=lambda: len(calls) >= 3,
     )
     assert len(calls) == 3
-    assert len(history) == 1
+    assert history == [], "an epoch cut short is not a whole one"
+
+
+def test_a_run_stopped_in_its_second_epoch_keeps_only_the_first_in_its_history(small):
+    steps = steps_per_epoch(len(small[1]), TrainConfig().batch_size)
+    calls = []
+    _, history = fit(
+        quick(epochs=5),
+        *small,
+        on_batch=lambda *a: calls.append(a),
+        should_stop=lambda: len(calls) >= steps + 2,
+    )
+    assert [r.epoch for r in history] == [1]
 
 
 def test_warm_up_is_at_most_a_fifth_of_a_short_run():
