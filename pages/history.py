@@ -23,8 +23,10 @@ def cached_history(path: str, mtime_ns: int, size: int) -> insights.History | No
     return insights.read_history(path)
 
 
-def curve_chart(rows, title: str, axis_format: str, scale: alt.Scale) -> alt.Chart:
-    """One line per curve over the epochs, the values on `scale`."""
+def curve_chart(
+    rows, title: str, axis_format: str, scale: alt.Scale, ticks: list[float] | None = None
+) -> alt.Chart:
+    """One line per curve over the epochs, the values on `scale` (with `ticks`, if given)."""
     return (
         alt.Chart(rows)
         .mark_line(point=alt.OverlayMarkDef(size=12))
@@ -34,7 +36,7 @@ def curve_chart(rows, title: str, axis_format: str, scale: alt.Scale) -> alt.Cha
                 "value:Q",
                 title=title,
                 scale=scale,
-                axis=alt.Axis(format=axis_format),
+                axis=alt.Axis(format=axis_format, values=ticks or alt.Undefined),
             ),
             color=alt.Color(
                 "curve:N",
@@ -80,7 +82,13 @@ def curves_section(epochs, config: dict) -> None:
     # On a log scale, so the slow gains of the later epochs stay visible next to the first drop.
     loss_rows = insights.curves(epochs, LOSS_CURVES)
     st.altair_chart(
-        curve_chart(loss_rows, f"{loss_name} loss (log scale)", ".2~f", alt.Scale(type="log")),
+        curve_chart(
+            loss_rows,
+            f"{loss_name} loss (log scale)",
+            ".2~f",
+            alt.Scale(type="log"),
+            insights.log_ticks(loss_rows["value"]),
+        ),
         width="stretch",
     )
     st.subheader("Accuracy")

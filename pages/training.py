@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from digits.app import insights
 from digits.app.training_runner import (
     PAGE_EPOCHS,
     TRAINING_SERIES,
@@ -307,8 +308,9 @@ def curve_chart(rows: pd.DataFrame, metric: str, epochs: int | None) -> alt.Char
               axis=alt.Axis(tickMinStep=1))  # fmt: skip
     if metric == "loss":
         # The first batches' loss is ten times the last epochs': only a log axis shows both.
+        ticks = insights.log_ticks(data["value"])
         y = alt.Y("value:Q", title="loss (log scale)", scale=alt.Scale(type="log"),
-                  axis=alt.Axis(format=".2~g"))  # fmt: skip
+                  axis=alt.Axis(format=".2~g", values=ticks or alt.Undefined))  # fmt: skip
     else:
         y = alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False),
                   axis=alt.Axis(format="%"))  # fmt: skip

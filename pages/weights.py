@@ -42,7 +42,12 @@ def histogram(rows) -> alt.Chart:
             x=alt.X("start:Q", title="weight"),
             x2="end:Q",
             # Log, since the spike of near-zero weights would otherwise flatten the tails.
-            y=alt.Y("count:Q", title="weights (log scale)", scale=alt.Scale(type="log")),
+            y=alt.Y(
+                "count:Q",
+                title="weights (log scale)",
+                scale=alt.Scale(type="log"),
+                axis=alt.Axis(values=insights.log_ticks([1, rows["count"].max()])),
+            ),
             y2=alt.datum(1),
             tooltip=[
                 alt.Tooltip("start:Q", format=".3f", title="from"),

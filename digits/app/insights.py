@@ -291,6 +291,21 @@ def worst_confusion(confusion: np.ndarray) -> tuple[int, int]:
     return int(true), int(predicted)
 
 
+def log_ticks(values) -> list[float]:
+    """Ticks for a log axis over the positive `values`: 1, 2 and 5 times powers of ten, from the
+    power of ten at or below the smallest to the one at or above the largest; over more than
+    two powers of ten, the powers alone, as more labels would not fit."""
+    positive = np.asarray(values, dtype=float)
+    positive = positive[np.isfinite(positive) & (positive > 0)]
+    if not len(positive):
+        return []
+    low, high = np.floor(np.log10(positive.min())), np.ceil(np.log10(positive.max()))
+    decades = 10.0 ** np.arange(low, high + 1)
+    steps = (1,) if high - low > 2 else (1, 2, 5)
+    ticks = [float(f"{m * d:.12g}") for d in decades for m in steps]
+    return [t for t in ticks if t <= decades[-1]]
+
+
 def mistake_kind(true: int | None, predicted: int | None) -> str:
     """The kind of mistake a pair of pickers picks, in words ("4s read as 9"); None is any."""
     if true is None and predicted is None:

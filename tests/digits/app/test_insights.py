@@ -418,3 +418,10 @@ def test_a_kind_of_mistake_reads_as_a_phrase_with_none_meaning_any_digit():
     assert insights.mistake_kind(4, None) == "4s read as another digit"
     assert insights.mistake_kind(None, 9) == "other digits read as 9"
     assert insights.mistake_kind(None, None) == "every digit read as another"
+
+
+def test_log_axis_ticks_step_one_two_five_or_by_tens_and_span_the_values_through_their_decades():
+    assert insights.log_ticks([0.03, 0.4]) == [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
+    assert insights.log_ticks([1, 35]) == [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]
+    assert insights.log_ticks([1, 35_000]) == [1.0, 10.0, 100.0, 1000.0, 10_000.0, 100_000.0]
+    assert insights.log_ticks([0, -1, float("nan")]) == [], "nothing to place on a log axis"
