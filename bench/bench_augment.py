@@ -17,8 +17,7 @@ import numpy as np
 from digits.data import augment
 from digits.data.augment import AugmentConfig, augment_batch, stroke_thickness, warp_affine
 from digits.data.mnist import load_mnist, to_input
-
-TRAINER_CHUNK = 2048  # trainer.py augments this many shuffled images per call
+from digits.training.trainer import PREFETCH_CHUNK
 
 
 def timings(fn, repeats: int) -> np.ndarray:
@@ -47,8 +46,8 @@ def main() -> None:
     order = rng.permutation(n)
 
     def trainer_calls():
-        for start in range(0, n, TRAINER_CHUNK):
-            augment_batch(images[order[start : start + TRAINER_CHUNK]], rng, config)
+        for start in range(0, n, PREFETCH_CHUNK):
+            augment_batch(images[order[start : start + PREFETCH_CHUNK]], rng, config)
 
     cases = {
         "plain: images.reshape(B, -1).astype(np.float32) / 255": lambda: (
@@ -57,7 +56,7 @@ def main() -> None:
         "plain: mnist.to_input(images), one pass": lambda: to_input(images),
         "augment_batch(images, rng)": lambda: augment_batch(images, rng, config),
         "augment_batch(images, rng, out=out)": lambda: augment_batch(images, rng, config, out=out),
-        f"augment_batch in trainer-style calls of {TRAINER_CHUNK}": trainer_calls,
+        f"augment_batch in trainer-style calls of {PREFETCH_CHUNK}": trainer_calls,
         "  part: warp_affine(images, matrices, out=out)": lambda: warp_affine(
             images, matrices, out
         ),

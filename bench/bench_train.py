@@ -54,7 +54,7 @@ from model_loader import load_params
 from optimizers import SGD
 
 sys.path.insert(0, str(ROOT / "bench"))
-from time_to_accuracy import numpy_curve, plain_recipe, time_to, torch_curve
+from time_to_accuracy import numpy_curve, plain_recipe, time_to, torch_curve, torch_recipe
 from train_breakdown import default_run_breakdown
 
 # The last commit before the training-speed work: its `python train.py` (program and recipe)
@@ -175,50 +175,11 @@ def numpy_epochs(images, labels, config: TrainConfig) -> list[float]:
 
 def torch_epochs(images, labels, config: TrainConfig) -> list[float] | None:
     """Seconds per epoch of the same network and recipe in PyTorch, or None without torch."""
-    try:
-        import torch
-    except ImportError:
+    recipe = torch_recipe(config, images, labels)
+    if recipe is None:
         return None
-    torch.manual_seed(config.seed)
-    torch.set_num_threads(config.blas_threads)
-    layers = []
-    for i, (a, b) in enumerate(itertools.pairwise(SIZES)):
-        layers.append(torch.nn.Linear(a, b))
-        if i < len(SIZES) - 2:
-            layers.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*layers)
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=config.lr,
-        momentum=config.momentum,
-        nesterov=True,
-        weight_decay=config.weight_decay,
-    )
-    # PyTorch gets its most favourable input: the whole set pre-converted to float32 once.
-    x = torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255)
-    y = torch.from_numpy(labels.astype(np.int64))
-    steps = -(-len(x) // config.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=config.lr,
-        total_steps=config.epochs * steps,
-        pct_start=config.warmup_epochs / config.epochs,
-        anneal_strategy="cos",
-    )
-    loss_fn = torch.nn.CrossEntropyLoss()
-    times = []
-    for _ in range(config.epochs):
-        t = time.perf_counter()
-        order = torch.randperm(len(x))
-        for i in range(0, len(x), config.batch_size):
-            idx = order[i : i + config.batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x[idx]), y[idx])
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-        times.append(time.perf_counter() - t)
-    return times[1:]
+    _, run_epoch = recipe
+    return [run_epoch() for _ in range(config.epochs)][1:]
 
 
 # Runs train.py in this child and reports the child's own peak RSS (VmHWM) on its last stderr

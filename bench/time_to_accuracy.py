@@ -49,8 +49,12 @@ def numpy_curve(config: TrainConfig, data: Mnist) -> Curve:
     return curve
 
 
-def torch_curve(config: TrainConfig, data: Mnist) -> Curve | None:
-    """The same curve for the recipe in PyTorch on the CPU, or None if torch is not installed."""
+def torch_recipe(config: TrainConfig, images: np.ndarray, labels: np.ndarray):
+    """(model, run_epoch) for `config` in PyTorch on uint8 images, or None without torch.
+
+    The same network, batch size, SGD (Nesterov, weight decay on the weights only) and
+    learning rate at every step as the project's trainer, on one thread.
+    """
     try:
         import torch
     except ImportError:
@@ -71,17 +75,14 @@ def torch_curve(config: TrainConfig, data: Mnist) -> Curve | None:
         nesterov=True,
         weight_decay=0.0,
     )
-    (train_x, train_y), _, _ = training_data(data, config)
     # PyTorch gets its most favourable input: the whole set converted to float32 once.
-    x, y = torch.from_numpy(to_input(train_x)), torch.from_numpy(train_y.astype(np.int64))
+    x, y = torch.from_numpy(to_input(images)), torch.from_numpy(labels.astype(np.int64))
     schedule = make_schedule(config, steps_per_epoch(len(x), config.batch_size))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule(s) / config.lr)
-    test_x = torch.from_numpy(to_input(data.test_images))
-    test_y = torch.from_numpy(data.test_labels.astype(np.int64))
     loss_fn = torch.nn.CrossEntropyLoss()
-    curve: Curve = []
-    elapsed = 0.0
-    for _ in range(config.epochs):
+
+    def run_epoch() -> float:
+        """One epoch's steps; its seconds."""
         started = time.perf_counter()
         order = torch.randperm(len(x))
         for i in range(0, len(x), config.batch_size):
@@ -90,7 +91,26 @@ def torch_curve(config: TrainConfig, data: Mnist) -> Curve | None:
             loss_fn(model(x[idx]), y[idx]).backward()
             optimizer.step()
             scheduler.step()
-        elapsed += time.perf_counter() - started
+        return time.perf_counter() - started
+
+    return model, run_epoch
+
+
+def torch_curve(config: TrainConfig, data: Mnist) -> Curve | None:
+    """The same curve for the recipe in PyTorch on the CPU, or None if torch is not installed."""
+    (train_x, train_y), _, _ = training_data(data, config)
+    recipe = torch_recipe(config, train_x, train_y)
+    if recipe is None:
+        return None
+    import torch
+
+    model, run_epoch = recipe
+    test_x = torch.from_numpy(to_input(data.test_images))
+    test_y = torch.from_numpy(data.test_labels.astype(np.int64))
+    curve: Curve = []
+    elapsed = 0.0
+    for _ in range(config.epochs):
+        elapsed += run_epoch()
         with torch.no_grad():
             accuracy = (model(test_x).argmax(dim=1) == test_y).float().mean().item()
         curve.append((elapsed, accuracy))

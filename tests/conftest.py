@@ -36,3 +36,16 @@ def browser():
         chromium = launch_chromium(playwright)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(request):
+    """The app served for one test module, with the committed model whatever DIGITS_MODEL the
+    shell running the tests may have set; its log is artifacts/streamlit_<module>.log."""
+    from helpers.browser import SCREENSHOTS, streamlit_server
+
+    from model_loader import MODEL_PATH
+
+    log = SCREENSHOTS.parent / f"streamlit_{request.module.__name__.rsplit('.', 1)[-1]}.log"
+    with streamlit_server("app.py", log, env={"DIGITS_MODEL": str(MODEL_PATH)}) as (url, _):
+        yield url

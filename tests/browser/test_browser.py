@@ -2,7 +2,6 @@
 
 import io
 
-import pytest
 from helpers.browser import (
     DESKTOP,
     DESKTOP_DRAWINGS,
@@ -16,21 +15,10 @@ from helpers.browser import (
     draw_digit,
     open_app,
     prediction,
-    streamlit_server,
     wait_for_images,
 )
 from PIL import Image
 from playwright.sync_api import expect
-
-from model_loader import MODEL_PATH
-
-
-@pytest.fixture(scope="module")
-def app_url():
-    log = SCREENSHOTS.parent / "streamlit_test_browser.log"
-    # The committed model, whatever DIGITS_MODEL the shell running the tests may have set.
-    with streamlit_server("app.py", log, env={"DIGITS_MODEL": str(MODEL_PATH)}) as (url, _):
-        yield url
 
 
 def test_desktop_reads_drawn_digits_and_clear_empties_the_pad(browser, app_url):

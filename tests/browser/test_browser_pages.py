@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from helpers.browser import (
     DESKTOP,
     PHONE,
@@ -20,12 +19,9 @@ from helpers.browser import (
     draw_digit,
     open_app,
     prediction,
-    streamlit_server,
     wait_for_images,
 )
 from playwright.sync_api import expect
-
-from model_loader import MODEL_PATH
 
 # (file name, sidebar title, a heading that shows the page has its content) for each page.
 PAGES = [
@@ -107,13 +103,6 @@ def click_a_confusion_cell(page) -> None:
     assert after != before
     assert all(value.strip().isdigit() for value in after), after
     print(f"clicked the confusion-matrix cell true {after[0]}, read as {after[1]}")
-
-
-@pytest.fixture(scope="module")
-def app_url():
-    log = SCREENSHOTS.parent / "streamlit_test_browser_pages.log"
-    with streamlit_server("app.py", log, env={"DIGITS_MODEL": str(MODEL_PATH)}) as (url, _):
-        yield url
 
 
 def test_each_page_opens_from_the_sidebar_after_a_drawing_and_renders(browser, app_url):
