@@ -36,6 +36,7 @@ from pages.shared import (
     TAB_MNIST,
     TAB_UPLOAD,
     TOP_COLOUR,
+    UPLOAD_KEY,
     classifier_or_stop,
     mnist_test_set,
 )
@@ -190,24 +191,42 @@ def draw_tab(classifier: Classifier, is_open: bool) -> CurrentInput | None:
     return CurrentInput("canvas", reading.preprocessed)
 
 
+def _forget_removed_upload() -> None:
+    """The user took the file out of the uploader: stop showing it."""
+    if st.session_state.get("upload") is None:
+        st.session_state.pop(UPLOAD_KEY, None)
+
+
 def upload_tab(classifier: Classifier, is_open: bool) -> CurrentInput | None:
     """A file uploader for a photo or scan of one digit, and its reading."""
     upload = st.file_uploader(
-        "A photo, scan or screenshot of one digit", type=list(FILE_EXTENSIONS), key="upload"
+        "A photo, scan or screenshot of one digit",
+        type=list(FILE_EXTENSIONS),
+        key="upload",
+        on_change=_forget_removed_upload,
     )
-    if upload is None or not is_open:
+    if upload is not None:
+        st.session_state[UPLOAD_KEY] = (upload.name, upload.getvalue())
+    kept = st.session_state.get(UPLOAD_KEY)
+    if kept is None or not is_open:
         return None
+    name, data = kept
+    if upload is None:  # back from another page, which empties the uploader
+        with st.container(horizontal=True, vertical_alignment="center"):
+            st.caption(f"Showing `{name}`, uploaded before; drop another file to replace it.")
+            st.button("Remove", icon=":material/close:", on_click=st.session_state.pop,
+                      args=(UPLOAD_KEY, None))  # fmt: skip
     try:
-        image = load_image(upload.getvalue())
+        image = load_image(data)
     except ImageError as exc:
         st.error(str(exc))
         return None
     reading = read_digit(classifier, preprocess(image))
     original, result = st.columns([1, 1.2])
-    original.image(preview(image, CANVAS_SIDE), caption=upload.name)
+    original.image(preview(image, CANVAS_SIDE), caption=name)
     with result:
         show_reading(reading, key="upload", original=image)
-    return CurrentInput("upload", reading.preprocessed, name=upload.name)
+    return CurrentInput("upload", reading.preprocessed, name=name)
 
 
 def mnist_tab(classifier: Classifier, is_open: bool) -> CurrentInput | None:

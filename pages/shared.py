@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from canvas import PEN_WIDTH_KEY
 from digits.app.insights import file_version
+from digits.app.training_runner import chosen_model, runs_dir
 from digits.data.mnist import DATA_DIR, find_file, read_idx
 from model_loader import MODEL_PATH, ModelFileError, load_classifier
 from network import Classifier
@@ -29,6 +31,10 @@ DRAW_PAGE = Path(__file__).with_name("draw.py")
 TAB_DRAW, TAB_UPLOAD, TAB_MNIST = "Draw", "Upload", "MNIST test digit"
 TAB_KEY = "source_tab"
 SAMPLE_KEY = "mnist_sample_index"
+# The upload on show, (name, bytes): the uploader itself forgets its file on another page.
+UPLOAD_KEY = "upload_kept"
+# Widgets whose values outlive a visit to another page (see keep_widget_state).
+KEPT_WIDGETS = (PEN_WIDTH_KEY, TAB_KEY)
 
 # The most probable digit's bar stands out in Streamlit's accent red; the rest stay grey.
 TOP_COLOUR, OTHER_COLOUR = "#FF4B4B", "#A3A8B8"
@@ -36,9 +42,34 @@ TOP_COLOUR, OTHER_COLOUR = "#FF4B4B", "#A3A8B8"
 TRAINING_COLOUR, VALIDATION_COLOUR = OTHER_COLOUR, TOP_COLOUR
 
 
-def model_path() -> Path:
-    """The model file the app serves: $DIGITS_MODEL if set, else model_params.pkl."""
+def keep_widget_state() -> None:
+    """Keep KEPT_WIDGETS' values on every page, so the draw page finds them as it left them.
+
+    Streamlit drops a widget's value at the end of any run that does not show the widget;
+    a value the script has set itself is kept, so app.py, which runs before every page,
+    sets each one to itself.
+    """
+    for key in KEPT_WIDGETS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+def shipped_model_path() -> Path:
+    """The model that comes with the app: $DIGITS_MODEL if set, else model_params.pkl."""
     return Path(os.environ.get(MODEL_ENV) or MODEL_PATH)
+
+
+def model_path() -> Path:
+    """The model file the app serves: the run the user chose on the Train page, else the
+    shipped model."""
+    return chosen_model(runs_dir()) or shipped_model_path()
+
+
+def model_name(path: Path) -> str:
+    """How every page names a model file: the shipped one, or one of the user's runs."""
+    if path == shipped_model_path():
+        return f"the shipped model (`{path.name}`)"
+    return f"your model `{path.stem}`"
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
@@ -55,7 +86,9 @@ def classifier_or_stop() -> Classifier:
         return _cached_classifier(str(path), *file_version(path))
     except ModelFileError as exc:
         fix = ""
-        if path.resolve() != MODEL_PATH:
+        if path != shipped_model_path():
+            fix = " (You chose it on the Train page, where you can go back to the shipped model.)"
+        elif path.resolve() != MODEL_PATH:
             fix = f" ({MODEL_ENV} points there; `python train.py --output {path}` writes it.)"
         st.error(f"The model could not be loaded: {exc}{fix}")
         st.stop()

@@ -3,13 +3,15 @@
 Runs happen on the server's one TrainingRunner (training_runner.py), in a background thread;
 this page starts them and, while one is under way, polls its state twice a second in a
 fragment. A run's model is saved in the runs folder and is used by the app only once the user
-presses "Use this model"; the model it replaces stays in that folder and can be restored.
+presses "Use this model"; the shipped model_params.pkl is never written, and one button brings
+it back.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+from pathlib import Path
 
 import altair as alt
 import numpy as np
@@ -30,17 +32,34 @@ from digits.app.training_runner import (
     tuning_job,
 )
 from digits.app.user_store import StoreError, UserStore
-from digits.data.mnist import N_CLASSES
+from digits.data.mnist import N_CLASSES, Mnist
 from digits.training import tuning
-from digits.training.finetune import MIN_SAMPLES, FinetuneConfig
+from digits.training.evaluation import DrawnCheck, accuracy, predict_proba_batched
+from digits.training.finetune import (
+    MIN_SAMPLES,
+    FinetuneConfig,
+    n_held_out,
+    needed_to_hold_out,
+)
 from digits.training.trainer import TrainConfig
 from layers import ACTIVATIONS
 from model_loader import ModelFileError, load_params
+from network import Classifier
 from optimizers import OPTIMIZERS
-from pages.shared import TRAINING_COLOUR, VALIDATION_COLOUR, model_path
+from pages.shared import (
+    TRAINING_COLOUR,
+    VALIDATION_COLOUR,
+    mnist_test_set,
+    model_name,
+    model_path,
+    shipped_model_path,
+)
 
 # How often the live panel asks the runner for news while a run is under way.
 POLL_SECONDS = 0.5
+# Drawn test digits a finished run and the model in use are compared on: enough to tell them
+# apart, few enough to draw in seconds once per server.
+DRAWN_CHECK_SIZE = 500
 # Streamlit fits a chart's title, legend and axes into this height as well as its plot: 400
 # leaves the plot about 230 px, where 260 left it a strip of 90.
 CHART_HEIGHT = 400
@@ -124,8 +143,9 @@ def start(runner: TrainingRunner, kind: str, job, config: dict) -> None:
         st.rerun()
 
 
-def model_in_use() -> None:
-    """The model the app reads now, and the button that brings back the one before it."""
+def model_in_use(runner: TrainingRunner) -> None:
+    """The model the app reads now and, for one of the user's runs, the way back to the shipped
+    one."""
     path = model_path()
     try:
         params = load_params(path)
@@ -136,7 +156,15 @@ def model_in_use() -> None:
         accuracy = params.get("test_accuracy")
         score = f", {accuracy:.2%} on the MNIST test set" if accuracy is not None else ""
         st.caption(
-            f"In use: `{path.name}`, a {sizes} network{score}, trained {trained_when(params)}."
+            f"In use: {model_name(path)}, a {sizes} network{score}, trained {trained_when(params)}."
+        )
+    if path != shipped_model_path():
+        st.button(
+            "Back to the shipped model",
+            icon=":material/undo:",
+            on_click=use_shipped,
+            args=(runner,),
+            help="Your runs stay in the runs folder; you can use any of them again.",
         )
 
 
@@ -149,27 +177,55 @@ def trained_when(params: dict) -> str:
     return date.strftime("on %Y-%m-%d at %H:%M UTC")
 
 
-def restore(runner: TrainingRunner) -> None:
-    try:
-        restored = runner.restore_previous(model_path())
-    except (RunnerError, ModelFileError) as exc:
-        st.session_state[FLASH] = ("error", str(exc))
-    else:
-        st.session_state[FLASH] = (
-            "success",
-            f"Restored the previous model ({restored.stem.removeprefix('previous-')}); the "
-            "one it replaced is kept, so pressing Restore again swaps them back.",
-        )
+def use_shipped(runner: TrainingRunner) -> None:
+    runner.use_shipped()
+    st.session_state[FLASH] = ("success", f"The app now uses {model_name(model_path())}.")
 
 
 def use(runner: TrainingRunner, run_file) -> None:
     try:
-        backup = runner.use_model(run_file, model_path())
-    except ModelFileError as exc:
+        runner.use_model(run_file)
+    except (RunnerError, ModelFileError) as exc:
         st.session_state[FLASH] = ("error", str(exc))
         return
-    kept = f" The model it replaced is kept as `{backup.name}`." if backup else ""
-    st.session_state[FLASH] = ("success", f"The app now uses `{run_file.name}`.{kept}")
+    st.session_state[FLASH] = (
+        "success",
+        f"The app now uses {model_name(model_path())}; the shipped model stays as it is, and "
+        "“Back to the shipped model” returns to it.",
+    )
+
+
+@st.cache_resource(show_spinner=f"Drawing {DRAWN_CHECK_SIZE} test digits to compare the models on…")
+def drawn_check() -> DrawnCheck:
+    """Drawn test digits to compare models on, made once per server."""
+    images, labels = mnist_test_set()
+    no_training = Mnist(images[:0], labels[:0], images, labels)
+    return DrawnCheck.make(no_training, DRAWN_CHECK_SIZE)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def model_scores(path: str, mtime_ns: int, size: int) -> dict[str, str]:
+    """A model's column of the comparison table; mtime_ns and size only key the cache."""
+    params = load_params(path)
+    proba = Classifier(params).predict_proba
+    images, labels = mnist_test_set()
+    on_mnist = accuracy(predict_proba_batched(proba, images), labels)
+    return {
+        "MNIST test digits": f"{on_mnist:.2%}",
+        f"{DRAWN_CHECK_SIZE} drawn test digits": f"{drawn_check().accuracy(proba):.1%}",
+        "trained": trained_when(params).removeprefix("on "),
+    }
+
+
+def compare_with_model_in_use(run_file: Path) -> None:
+    """The finished run's model beside the one the app uses, on the same test digits."""
+    columns = {}
+    for title, path in (("in use", model_path()), ("this run", run_file)):
+        try:
+            columns[title] = model_scores(str(path), *insights.file_version(path))
+        except ModelFileError as exc:
+            columns[title] = {"MNIST test digits": str(exc)}
+    st.table(pd.DataFrame(columns))
 
 
 def use_settings(trial: tuning.Trial) -> None:
@@ -188,14 +244,38 @@ def new_model_form(runner: TrainingRunner, busy: bool) -> None:
         st.session_state.setdefault(key, value)
     with st.form("train-form", border=False):
         left, right = st.columns(2)
-        left.number_input("Epochs", 1, 200, key="tr-epochs")
-        left.selectbox("Batch size", BATCH_SIZES, key="tr-batch")
-        left.number_input("Learning rate", 0.0001, 1.0, step=0.01, format="%.4f", key="tr-lr")
-        left.number_input("Weight decay", 0.0, 0.01, step=1e-4, format="%.5f", key="tr-wd")
-        left.selectbox("Optimizer", sorted(OPTIMIZERS), key="tr-optimizer")
-        right.text_input("Hidden layers", key="tr-hidden", help="Sizes, first to last.")
-        right.selectbox("Activation", list(ACTIVATIONS), key="tr-activation")
-        right.number_input("Seed", 0, 2**31 - 1, key="tr-seed")
+        left.number_input(
+            "Epochs", 1, 200, key="tr-epochs",
+            help="Passes over all the training images; each takes a few seconds.",
+        )  # fmt: skip
+        left.selectbox(
+            "Batch size", BATCH_SIZES, key="tr-batch",
+            help="Images per weight update: larger batches are faster per image, noisier less.",
+        )  # fmt: skip
+        left.number_input(
+            "Learning rate", 0.0001, 1.0, step=0.01, format="%.4f", key="tr-lr",
+            help="How far each update moves the weights, at its peak; it then decays to 0.",
+        )  # fmt: skip
+        left.number_input(
+            "Weight decay", 0.0, 0.01, step=1e-4, format="%.5f", key="tr-wd",
+            help="Pulls every weight a little towards 0, so no single pixel decides alone.",
+        )  # fmt: skip
+        left.selectbox(
+            "Optimizer", sorted(OPTIMIZERS), key="tr-optimizer",
+            help="How gradients become updates: sgd with momentum; rmsprop and adam per weight.",
+        )  # fmt: skip
+        right.text_input(
+            "Hidden layers", key="tr-hidden",
+            help="Units in each hidden layer, first to last, between the 784 pixels and 10 digits.",
+        )  # fmt: skip
+        right.selectbox(
+            "Activation", list(ACTIVATIONS), key="tr-activation",
+            help="What each hidden unit does to its sum: relu keeps positives, zeroes the rest.",
+        )  # fmt: skip
+        right.number_input(
+            "Seed", 0, 2**31 - 1, key="tr-seed",
+            help="Fixes the random start and the shuffling: the same seed trains the same model.",
+        )  # fmt: skip
         right.selectbox(
             "Training images",
             list(SUBSETS),
@@ -234,8 +314,14 @@ def search_form(runner: TrainingRunner, busy: bool) -> None:
     )
     with st.form("search-form", border=False):
         left, right = st.columns(2)
-        left.slider("Trials", 2, n_settings, tuning.DEFAULT_TRIALS, key="se-trials")
-        right.selectbox("Training images per trial", list(SEARCH_SUBSETS), key="se-subset")
+        left.slider(
+            "Trials", 2, n_settings, tuning.DEFAULT_TRIALS, key="se-trials",
+            help="Short runs to try, each with other settings; the best is offered at the end.",
+        )  # fmt: skip
+        right.selectbox(
+            "Training images per trial", list(SEARCH_SUBSETS), key="se-subset",
+            help="Fewer make each trial quicker and its score rougher.",
+        )  # fmt: skip
         submitted = st.form_submit_button(
             "Start search", type="primary", icon=":material/search:", disabled=busy
         )
@@ -267,16 +353,33 @@ def finetune_form(runner: TrainingRunner, busy: bool) -> None:
     counts = ", ".join(
         f"{(labels == d).sum()} × {d}" for d in range(N_CLASSES) if (labels == d).any()
     )
+    f = FinetuneConfig()
+    held, needed = n_held_out(labels, f.holdout), needed_to_hold_out(f.holdout)
+    if held:
+        holdout = (
+            f"{held} of them are held out (about {f.holdout:.0%} of each digit with {needed} or "
+            "more) to show how it reads digits of yours it never saw."
+        )
+    else:
+        holdout = (
+            f"None can be held out yet: with {needed} samples of one digit, one is kept out to "
+            "show how it reads digits of yours it never saw."
+        )
     st.caption(
         f"Starts from the model in use and mixes your {len(labels)} samples ({counts}) into "
-        "MNIST's training images, so it learns your hand without forgetting MNIST. A quarter "
-        "of your samples is held out to show what it learnt."
+        f"MNIST's training images, so it learns your hand without forgetting MNIST. {holdout} "
+        "It reports how it reads the samples it trained on either way."
     )
-    f = FinetuneConfig()
     with st.form("finetune-form", border=False):
         left, right = st.columns(2)
-        left.number_input("Epochs", 1, 20, f.epochs, key="ft-epochs")
-        right.number_input("Learning rate", 0.0001, 0.1, f.lr, 0.001, format="%.4f", key="ft-lr")
+        left.number_input(
+            "Epochs", 1, 20, f.epochs, key="ft-epochs",
+            help="Passes over MNIST with your samples mixed in; more teach your hand harder.",
+        )  # fmt: skip
+        right.number_input(
+            "Learning rate", 0.0001, 0.1, f.lr, 0.001, format="%.4f", key="ft-lr",
+            help="Small, so the network adjusts what it knows instead of starting over.",
+        )  # fmt: skip
         submitted = st.form_submit_button(
             "Start fine-tuning", type="primary", icon=":material/school:", disabled=busy
         )
@@ -388,18 +491,17 @@ def finished_run(runner: TrainingRunner, state: RunState) -> None:
     if state.kind == "search" and top is not None:
         st.button("Use these settings", icon=":material/tune:", on_click=use_settings, args=(top,))
     if state.model_file is not None and state.model_file.exists():
-        current = model_path()
-        in_use = current.exists() and current.read_bytes() == state.model_file.read_bytes()
-        if in_use:
-            st.caption(f"The app uses this model (`{state.model_file.name}`).")
+        if model_path() == state.model_file:
+            st.caption(f"The app uses this model, {model_name(state.model_file)}.")
         else:
+            compare_with_model_in_use(state.model_file)
             st.button(
                 "Use this model",
                 type="primary",
                 icon=":material/check_circle:",
                 on_click=use,
                 args=(runner, state.model_file),
-                help=f"Saved as `{state.model_file}`; the app's model is kept before it goes.",
+                help=f"Saved as `{state.model_file}`; the shipped model is never changed.",
             )
 
 
@@ -410,11 +512,7 @@ def main() -> None:
     if flash is not None:
         getattr(st, flash[0])(flash[1])
     with st.container(horizontal=True, vertical_alignment="center"):
-        model_in_use()
-        if runner.previous_models():
-            st.button(
-                "Restore previous model", icon=":material/undo:", on_click=restore, args=(runner,)
-            )
+        model_in_use(runner)
     state = runner.snapshot()
     # Keyed, so the open tab survives a message appearing above it.
     new, search, fine = st.tabs(TABS, key=TAB)

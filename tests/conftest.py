@@ -19,6 +19,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_user_files(tmp_path_factory):
+    """No test reads or writes the user's samples or runs (whose choice of model would change
+    what the app serves): each session gets empty ones, which tests may point elsewhere."""
+    from digits.app.training_runner import RUNS_ENV
+    from digits.app.user_store import DB_ENV
+
+    folder = tmp_path_factory.mktemp("user")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(RUNS_ENV, str(folder / "runs"))
+        patch.setenv(DB_ENV, str(folder / "samples.sqlite"))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def mnist():
     from digits.data.mnist import load_mnist

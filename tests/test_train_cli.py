@@ -152,7 +152,8 @@ def test_finetune_reports_before_and_after_and_writes_only_its_output(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert f"on 24 samples from {db}" in proc.stdout
     assert "MNIST test accuracy: " in proc.stdout
-    assert "your 6 held-out samples: " in proc.stdout
+    assert "the 18 samples of yours it trained on: " in proc.stdout
+    assert "your 6 held-out samples, which it never saw: " in proc.stdout
     params = load_params(out)
     assert params["finetuned_from"] == str(MODEL_PATH)
     assert params["config"]["samples"] == 24

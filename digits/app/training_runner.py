@@ -5,9 +5,9 @@ open, only one run (a training, a search or a fine-tuning) uses the CPU at a tim
 start is refused. The run happens on the runner's thread; the page polls `snapshot()`, a frozen
 copy of the run's state, and `stop()` asks the run to end after its current step.
 
-A run's model goes to runs/<timestamp>.pkl with its history beside it. It replaces the app's
-model only through `use_model`, which first copies the model it replaces to
-runs/previous-<timestamp>.pkl, so that `restore_previous` can put it back.
+A run's model goes to runs/<timestamp>.pkl with its history beside it. The app reads it only
+once the user chooses it (`use_model`, kept in runs/in-use.txt); the shipped model_params.pkl,
+which is under version control, is never written, and `use_shipped` goes back to it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 from digits import PROJECT_ROOT
 from digits.data.mnist import DatasetError, Mnist, load_mnist
 from digits.training import tuning
-from digits.training.checkpoint import history_path, save_model
+from digits.training.checkpoint import save_model
 from digits.training.evaluation import mnist_test_accuracy
 from digits.training.finetune import FinetuneConfig, FinetuneError, finetune
 from digits.training.progress import MovingAverage
@@ -37,7 +37,8 @@ from model_loader import ModelFileError, atomic_write_bytes, load_params
 
 RUNS_ENV = "DIGITS_RUNS_DIR"
 RUNS_DIR = PROJECT_ROOT / "runs"
-PREVIOUS = "previous-"
+# In the runs folder: the name of the run the user chose as the app's model.
+CHOICE = "in-use.txt"
 # The live training curve gets a point this many times per epoch (a moving average of the
 # batches since the last one), so a long run's chart stays a few thousand points.
 POINTS_PER_EPOCH = 10
@@ -316,78 +317,55 @@ class TrainingRunner:
 
     def _save(self, outcome: Outcome) -> Path:
         assert outcome.params is not None, "only outcomes with a model are saved"
-        path = fresh_path(self.folder, "")
+        path = fresh_path(self.folder)
         save_model(outcome.params, outcome.history, self._state.config, path, **outcome.metadata)
         return path
 
     # -- the app's model -----------------------------------------------------------------
 
-    def use_model(self, run_file: Path, model_path: Path) -> Path | None:
-        """Make `run_file` the app's model; the replaced model is first kept in the runs folder.
-
-        Returns the backup's path (None when there was no model yet, or it was the same file).
-        """
+    def use_model(self, run_file: Path) -> None:
+        """Make the saved run `run_file` the app's model: the shipped model file is left alone."""
+        run_file = Path(run_file)
+        if run_file.parent.resolve() != self.folder.resolve() or run_file.name == CHOICE:
+            raise RunnerError(f"{run_file} is not a model saved in {self.folder}.")
+        load_params(run_file)  # never choose a file the app cannot read
         with self._files_lock:
-            data = Path(run_file).read_bytes()
-            load_params(run_file)  # never install a file the app cannot read
-            if model_path.exists() and model_path.read_bytes() == data:
-                return None
-            backup = self._back_up(model_path)
-            _install(run_file, data, model_path)
-            return backup
+            atomic_write_bytes(self.folder / CHOICE, run_file.name.encode())
 
-    def previous_models(self) -> list[Path]:
-        """Backups of replaced models, newest first."""
-        return sorted(self.folder.glob(f"{PREVIOUS}*.pkl"), reverse=True)
-
-    def restore_previous(self, model_path: Path) -> Path:
-        """Swap the app's model with the newest backup; pressing it again swaps them back.
-
-        Returns the backup that was restored (it is removed; the replaced model becomes the
-        newest backup). Raises RunnerError when there is no backup.
-        """
+    def use_shipped(self) -> None:
+        """Go back to the shipped model (model_params.pkl, or $DIGITS_MODEL)."""
         with self._files_lock:
-            backups = self.previous_models()
-            if not backups:
-                raise RunnerError("There is no previous model to restore.")
-            newest = backups[0]
-            data = newest.read_bytes()
-            load_params(newest)
-            self._back_up(model_path)
-            _install(newest, data, model_path)
-            newest.unlink()
-            history_path(newest).unlink(missing_ok=True)
-            return newest
+            (self.folder / CHOICE).unlink(missing_ok=True)
 
-    def _back_up(self, model_path: Path) -> Path | None:
-        if not model_path.exists():
-            return None
-        backup = fresh_path(self.folder, PREVIOUS)
-        old_history = history_path(model_path)
-        if old_history.exists():
-            atomic_write_bytes(history_path(backup), old_history.read_bytes())
-        atomic_write_bytes(backup, model_path.read_bytes())
-        return backup
+    def saved_models(self) -> list[Path]:
+        """The models the runs saved, newest first."""
+        return sorted(self.folder.glob("*.pkl"), reverse=True)
 
 
-def _install(source: Path, data: bytes, model_path: Path) -> None:
-    """Atomically replace the model file with `data`, and its history with the source's."""
-    atomic_write_bytes(model_path, data)
-    history = history_path(source)
-    if history.exists():
-        atomic_write_bytes(history_path(model_path), history.read_bytes())
-    else:
-        history_path(model_path).unlink(missing_ok=True)
+def chosen_model(folder: Path) -> Path | None:
+    """The saved run the user chose as the app's model, or None for the shipped model.
+
+    The choice is the file CHOICE in the runs folder, naming one of the runs beside it; a
+    choice whose run file has gone counts as none.
+    """
+    try:
+        name = (folder / CHOICE).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    path = folder / name
+    if not name or Path(name).name != name or not path.is_file():
+        return None
+    return path
 
 
-def fresh_path(folder: Path, prefix: str) -> Path:
-    """A new file name in `folder`: prefix + local date and time, sortable, never reused."""
+def fresh_path(folder: Path) -> Path:
+    """A new file name in `folder`: the local date and time, sortable, never reused."""
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    path = folder / f"{prefix}{stamp}.pkl"
+    path = folder / f"{stamp}.pkl"
     while path.exists():
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-        path = folder / f"{prefix}{stamp}.pkl"
+        path = folder / f"{stamp}.pkl"
     return path
 
 

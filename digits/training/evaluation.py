@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-from digits.data.mnist import N_CLASSES, Mnist, to_input
+from digits.data.drawn_digits import drawn_test_set
+from digits.data.mnist import IMAGE_SIDE, N_CLASSES, Mnist, to_input, to_uint8
+from digits.data.preprocess import preprocess
 
 # Rows per forward pass when scoring a whole set: big enough for fast matrix products,
 # small enough to keep the activations of 10,000 images out of memory at once.
@@ -27,6 +30,28 @@ def predict_proba_batched(
 def accuracy(proba: np.ndarray, labels: np.ndarray) -> float:
     """Fraction of rows whose most probable class is the label; proba (N, C), labels (N,)."""
     return float(np.mean(proba.argmax(axis=1) == labels)) if len(labels) else 0.0
+
+
+@dataclass(frozen=True)
+class DrawnCheck:
+    """MNIST test digits drawn on the app's canvas and read by its preprocessing, to score models
+    on input like the user's; a drawing the preprocessing finds no digit in counts as misread."""
+
+    images: np.ndarray  # (n, 28, 28) uint8, blank where no digit was found
+    labels: np.ndarray  # (n,)
+    found: np.ndarray  # (n,) bool
+
+    @classmethod
+    def make(cls, mnist: Mnist, n: int, seed: int = 0) -> DrawnCheck:
+        drawings, labels = drawn_test_set("canvas", n, seed, mnist)
+        inputs = [preprocess(drawing).image for drawing in drawings]
+        blank = np.zeros((IMAGE_SIDE, IMAGE_SIDE), np.float32)
+        images = to_uint8(np.stack([blank if x is None else x for x in inputs]))
+        return cls(images, labels, np.array([x is not None for x in inputs]))
+
+    def accuracy(self, predict_proba: Callable[[np.ndarray], np.ndarray]) -> float:
+        predicted = predict_proba_batched(predict_proba, self.images).argmax(axis=1)
+        return float(np.mean((predicted == self.labels) & self.found))
 
 
 def mnist_test_accuracy(predict_proba: Callable[[np.ndarray], np.ndarray], mnist: Mnist) -> float:

@@ -9,6 +9,7 @@ the user's samples is held out to show whether the model learnt the style or the
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -61,24 +62,36 @@ class FinetuneConfig:
 
 @dataclass(frozen=True)
 class FinetuneReport:
-    """Accuracies before and after fine-tuning, on MNIST's test set and held-out user samples."""
+    """Accuracies before and after fine-tuning: on MNIST's test set, on the user samples it
+    trained on, and on the held-out ones (None when no digit had enough samples to hold any)."""
 
     mnist_before: float
     mnist_after: float
+    trained_before: float
+    trained_after: float
     user_before: float | None
     user_after: float | None
     n_train: int
     n_heldout: int
+    holdout: float
 
     def lines(self) -> list[str]:
         """The report as short lines of text, for a terminal or a caption."""
         lines = [
             f"MNIST test accuracy: {self.mnist_before:.2%} before, {self.mnist_after:.2%} after",
+            f"the {self.n_train} samples of yours it trained on: {self.trained_before:.0%} "
+            f"before, {self.trained_after:.0%} after",
         ]
         if self.user_before is not None and self.user_after is not None:
             lines.append(
-                f"your {self.n_heldout} held-out samples: {self.user_before:.0%} before, "
-                f"{self.user_after:.0%} after (trained on the other {self.n_train})"
+                f"your {self.n_heldout} held-out samples, which it never saw: "
+                f"{self.user_before:.0%} before, {self.user_after:.0%} after"
+            )
+        elif self.holdout > 0:
+            lines.append(
+                f"none of your samples was held out: {needed_to_hold_out(self.holdout)} of one "
+                "digit are needed to hold one out and see how it reads digits of yours it never "
+                "saw"
             )
         return lines
 
@@ -101,6 +114,23 @@ def network_from_params(params: dict, seed: int = 0) -> MLP:
     return network
 
 
+def held_out_count(n: int, holdout: float) -> int:
+    """How many of a digit's n samples are held out: about `holdout` of them, never the last."""
+    return min(n - 1, int(holdout * n + 0.5))
+
+
+def needed_to_hold_out(holdout: float) -> int:
+    """The fewest samples of one digit of which fine-tuning holds one out."""
+    if holdout <= 0:
+        raise ValueError("nothing is held out when holdout is 0")
+    return next(n for n in itertools.count(2) if held_out_count(n, holdout) > 0)
+
+
+def n_held_out(labels: np.ndarray, holdout: float) -> int:
+    """How many of the user's samples fine-tuning holds out."""
+    return sum(held_out_count(int(n), holdout) for n in np.unique(labels, return_counts=True)[1])
+
+
 def split_samples(
     labels: np.ndarray, holdout: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -111,7 +141,7 @@ def split_samples(
     train, held = [], []
     for digit in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == digit))
-        n_held = min(len(idx) - 1, int(holdout * len(idx) + 0.5))
+        n_held = held_out_count(len(idx), holdout)
         held.append(idx[:n_held])
         train.append(idx[n_held:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(held))
@@ -158,12 +188,17 @@ def replay_mix(user_images, user_labels, mnist: Mnist, config: FinetuneConfig, r
     return images, labels, val
 
 
+def samples_accuracy(predict_proba, images: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy on user samples, uint8 images (n, 28, 28)."""
+    return accuracy(predict_proba_batched(predict_proba, images), labels)
+
+
 def scores(predict_proba, mnist: Mnist, held_images, held_labels) -> tuple[float, float | None]:
     """(MNIST test accuracy, accuracy on the held-out user samples or None without any)."""
     on_mnist = mnist_test_accuracy(predict_proba, mnist)
     if not len(held_labels):
         return on_mnist, None
-    return on_mnist, accuracy(predict_proba_batched(predict_proba, held_images), held_labels)
+    return on_mnist, samples_accuracy(predict_proba, held_images, held_labels)
 
 
 def finetune(
@@ -204,12 +239,16 @@ def finetune(
     held = user_images[held_idx], user_labels[held_idx]
     mnist_before, user_before = scores(before.predict_proba, mnist, *held)
     mnist_after, user_after = scores(network.predict_proba, mnist, *held)
+    trained = user_images[train_idx], user_labels[train_idx]
     report = FinetuneReport(
         mnist_before=mnist_before,
         mnist_after=mnist_after,
+        trained_before=samples_accuracy(before.predict_proba, *trained),
+        trained_after=samples_accuracy(network.predict_proba, *trained),
         user_before=user_before,
         user_after=user_after,
         n_train=len(train_idx),
         n_heldout=len(held_idx),
+        holdout=config.holdout,
     )
     return network, history, report

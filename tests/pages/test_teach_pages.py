@@ -107,7 +107,8 @@ def test_the_train_page_offers_every_setting_and_names_the_model_in_use(teach):
         "Fine-tune on your samples",
     ]
     captions = [c.value for c in at.caption]
-    assert any(c.startswith("In use: `model.pkl`, a 784-128-64-10 network") for c in captions)
+    shipped = "In use: the shipped model (`model.pkl`), a 784-128-64-10 network"
+    assert any(c.startswith(shipped) for c in captions)
     assert "No run yet on this server." in captions
 
 
@@ -150,7 +151,19 @@ def test_unticking_drawn_digits_trains_on_mnist_alone(teach):
     assert load_params(run_file)["config"]["drawn"] is False
 
 
-def test_use_this_model_replaces_the_apps_model_and_restore_brings_the_old_one_back(teach):
+def test_a_finished_run_is_compared_with_the_model_in_use_on_the_same_test_digits(teach):
+    at = run_until_done(start_quick_training(page("training")))
+    (table,) = at.table
+    frame = table.value
+    assert list(frame.columns) == ["in use", "this run"]
+    assert list(frame.index) == ["MNIST test digits", "500 drawn test digits", "trained"]
+    assert frame.loc["MNIST test digits", "in use"] == f"{load_params(teach[0])['test_accuracy']:.2%}"
+    for column in frame.columns:
+        assert re.fullmatch(r"\d+\.\d%", frame.loc["500 drawn test digits", column])
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d at \d\d:\d\d UTC", frame.loc["trained", column])
+
+
+def test_use_this_model_leaves_the_shipped_file_alone_and_one_click_brings_it_back(teach):
     model, _, runs = teach
     before = model.read_bytes()
     at = run_until_done(start_quick_training(page("training")))
@@ -158,13 +171,21 @@ def test_use_this_model_replaces_the_apps_model_and_restore_brings_the_old_one_b
 
     button(at, "Use this model").click().run()
     assert_no_exception(at)
-    assert at.success[0].value.startswith(f"The app now uses `{run_file.name}`.")
-    assert model.read_bytes() == run_file.read_bytes()
-    assert any(c.value.startswith("The app uses this model") for c in at.caption)
+    name = f"your model `{run_file.stem}`"
+    assert at.success[0].value.startswith(f"The app now uses {name};")
+    assert any(c.value.startswith(f"In use: {name}, a 784-") for c in at.caption), (
+        "the page header names the model the message names"
+    )
+    assert any(c.value == f"The app uses this model, {name}." for c in at.caption)
+    assert model.read_bytes() == before, "the shipped model file is never written"
+    assert not at.table, "nothing to compare once the run is the model in use"
 
-    button(at, "Restore previous model").click().run()
-    assert at.success[0].value.startswith("Restored the previous model")
-    assert model.read_bytes() == before
+    button(at, "Back to the shipped model").click().run()
+    assert_no_exception(at)
+    shipped = f"the shipped model (`{model.name}`)"
+    assert at.success[0].value == f"The app now uses {shipped}."
+    assert any(c.value.startswith(f"In use: {shipped}, a 784-") for c in at.caption)
+    assert not [b for b in at.button if b.label == "Back to the shipped model"]
 
 
 def test_a_second_session_sees_the_run_under_way_cannot_start_another_and_can_stop_it(teach):
@@ -245,7 +266,8 @@ def test_fine_tuning_from_the_page_reports_mnist_and_held_out_samples_before_and
     assert subheaders(at) == ["Last fine-tuning run"]
     (done,) = at.success
     assert "MNIST test accuracy: " in done.value
-    assert "Your 6 held-out samples: " in done.value
+    assert "The 18 samples of yours it trained on: " in done.value
+    assert "Your 6 held-out samples, which it never saw: " in done.value
     assert not button(at, "Use this model").disabled
     assert model.read_bytes() == before
 

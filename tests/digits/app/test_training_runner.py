@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 
 from digits.app.training_runner import (
+    CHOICE,
     POINTS_PER_EPOCH,
-    PREVIOUS,
     VALIDATION_SERIES,
     Outcome,
     RunnerError,
     TrainingRunner,
+    chosen_model,
     finetune_job,
     fresh_path,
     runs_dir,
@@ -39,10 +40,8 @@ TINY = {"hidden": (16,), "augment": False, "drawn": False, "val_size": 500, "lr"
 
 
 def run_files(folder: Path) -> list[Path]:
-    """The model files of runs in `folder`, newest first (backups of replaced models left out)."""
-    return sorted(
-        (p for p in folder.glob("*.pkl") if not p.name.startswith(PREVIOUS)), reverse=True
-    )
+    """The model files of runs in `folder`, newest first."""
+    return sorted(folder.glob("*.pkl"), reverse=True)
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +172,7 @@ def test_every_run_gets_a_new_file_listed_newest_first(runner):
 def test_fresh_paths_never_reuse_a_name_and_sort_in_the_order_they_were_made(tmp_path):
     made = []
     for _ in range(50):
-        path = fresh_path(tmp_path, PREVIOUS)
+        path = fresh_path(tmp_path)
         assert not path.exists()
         path.touch()
         made.append(path)
@@ -281,56 +280,64 @@ def test_a_bug_in_a_job_fails_the_run_and_leaves_its_traceback_in_the_log(runner
     assert not runner.snapshot().active, "a failed run frees the runner"
 
 
-# --- the app's model: untouched until the user says, the previous one recoverable ------------
+# --- the app's model: a saved run the user chooses; the shipped file is never written -------
 
 
-def test_use_model_replaces_the_apps_model_and_keeps_the_replaced_one(runner, app_model):
-    old_model, old_history = app_model.read_bytes(), history_path(app_model).read_bytes()
+def finished_run(runner) -> Path:
     config = TrainConfig(epochs=1, **TINY)
     runner.start("training", training_job(config), config.to_dict())
-    run_file = runner.wait(WAIT_S).model_file
-    assert app_model.read_bytes() == old_model, "a finished run leaves the app's model alone"
-
-    backup = runner.use_model(run_file, app_model)
-    assert app_model.read_bytes() == run_file.read_bytes()
-    assert history_path(app_model).read_bytes() == history_path(run_file).read_bytes()
-    assert backup.name.startswith(PREVIOUS)
-    assert backup.read_bytes() == old_model
-    assert history_path(backup).read_bytes() == old_history
-    assert runner.previous_models() == [backup]
-    assert run_files(runner.folder) == [run_file], "backups are not listed as runs"
-    assert runner.use_model(run_file, app_model) is None, "using it again changes nothing"
-    assert runner.previous_models() == [backup]
+    return runner.wait(WAIT_S).model_file
 
 
-def test_restore_brings_back_the_previous_model_and_pressing_it_again_swaps_back(runner, app_model):
-    old_model = app_model.read_bytes()
-    config = TrainConfig(epochs=1, **TINY)
-    runner.start("training", training_job(config), config.to_dict())
-    run_file = runner.wait(WAIT_S).model_file
-    runner.use_model(run_file, app_model)
-
-    runner.restore_previous(app_model)
-    assert app_model.read_bytes() == old_model
-    (kept,) = runner.previous_models()
-    assert kept.read_bytes() == run_file.read_bytes()
-    runner.restore_previous(app_model)
-    assert app_model.read_bytes() == run_file.read_bytes()
+def test_the_shipped_model_is_in_use_until_the_user_chooses_a_run(runner):
+    assert chosen_model(runner.folder) is None
+    run_file = finished_run(runner)
+    assert chosen_model(runner.folder) is None, "a finished run is not used by itself"
+    runner.use_model(run_file)
+    assert chosen_model(runner.folder) == run_file
+    assert runner.saved_models() == [run_file], "the choice is not listed as a model"
 
 
-def test_restore_without_a_previous_model_says_so(runner, app_model):
-    with pytest.raises(RunnerError, match="no previous model"):
-        runner.restore_previous(app_model)
+def test_using_a_run_never_writes_the_shipped_model(runner, app_model):
+    before = app_model.read_bytes(), history_path(app_model).read_bytes()
+    runner.use_model(finished_run(runner))
+    assert (app_model.read_bytes(), history_path(app_model).read_bytes()) == before
 
 
-def test_a_file_the_app_cannot_read_is_never_installed(runner, app_model, tmp_path):
-    before = app_model.read_bytes()
-    broken = tmp_path / "broken.pkl"
+def test_going_back_to_the_shipped_model_is_one_call(runner):
+    runner.use_model(finished_run(runner))
+    runner.use_shipped()
+    assert chosen_model(runner.folder) is None
+    runner.use_shipped()  # already there: nothing to do, nothing raised
+
+
+def test_a_chosen_run_whose_file_has_gone_falls_back_to_the_shipped_model(runner):
+    run_file = finished_run(runner)
+    runner.use_model(run_file)
+    run_file.unlink()
+    assert chosen_model(runner.folder) is None
+
+
+def test_a_choice_file_naming_anything_outside_the_runs_folder_is_ignored(runner, app_model):
+    runner.folder.mkdir(parents=True, exist_ok=True)
+    (runner.folder / CHOICE).write_text(f"../{app_model.parent.name}/{app_model.name}")
+    assert chosen_model(runner.folder) is None
+
+
+def test_only_a_model_saved_in_the_runs_folder_can_be_chosen(runner, app_model):
+    with pytest.raises(RunnerError, match="not a model saved in"):
+        runner.use_model(app_model)
+    assert chosen_model(runner.folder) is None
+
+
+def test_a_file_the_app_cannot_read_is_never_chosen(runner):
+    runner.folder.mkdir(parents=True, exist_ok=True)
+    broken = runner.folder / "broken.pkl"
     broken.write_bytes(b"not a pickle")
     with pytest.raises(ModelFileError):
-        runner.use_model(broken, app_model)
-    assert app_model.read_bytes() == before
-    assert runner.previous_models() == []
+        runner.use_model(broken)
+    assert chosen_model(runner.folder) is None
+
 
 
 # --- the search and fine-tuning jobs -----------------------------------------------------------
@@ -374,7 +381,8 @@ def test_a_fine_tuning_run_saves_its_model_with_the_before_and_after_report(tmp_
     report = load_params(state.model_file)["finetune_report"]
     assert report["n_train"] + report["n_heldout"] == 40
     assert state.summary[0].startswith("MNIST test accuracy:")
-    assert "held-out samples" in state.summary[1]
+    assert state.summary[1].startswith(f"The {report['n_train']} samples of yours it trained on:")
+    assert "held-out samples" in state.summary[2]
 
 
 def test_a_fine_tuning_runs_progress_spans_exactly_its_epochs_drawn_digits_included(

@@ -23,8 +23,12 @@ from digits.training.finetune import (
     MIN_SAMPLES,
     FinetuneConfig,
     FinetuneError,
+    FinetuneReport,
     finetune,
+    held_out_count,
     mix,
+    n_held_out,
+    needed_to_hold_out,
     network_from_params,
     split_samples,
 )
@@ -131,10 +135,28 @@ def test_the_report_scores_mnist_test_and_the_held_out_part_of_the_samples(
     assert report.user_after >= report.user_before
     assert report.user_after == 1.0
     assert len(history) == FinetuneConfig().epochs
-    first, second = report.lines()
+    first, second, third = report.lines()
     assert first.startswith("MNIST test accuracy: ")
-    assert "9 held-out samples" in second
-    assert "trained on the other 27" in second
+    assert second.startswith("the 27 samples of yours it trained on: ")
+    assert third.startswith("your 9 held-out samples, which it never saw: ")
+
+
+def test_the_report_says_what_it_did_to_the_samples_even_when_none_could_be_held_out():
+    report = FinetuneReport(
+        mnist_before=0.99, mnist_after=0.99, trained_before=0.5, trained_after=1.0,
+        user_before=None, user_after=None, n_train=8, n_heldout=0, holdout=0.25,
+    )  # fmt: skip
+    _, trained, missing = report.lines()
+    assert trained == "the 8 samples of yours it trained on: 50% before, 100% after"
+    assert missing.startswith("none of your samples was held out: 2 of one digit are needed")
+
+
+def test_a_digit_needs_two_samples_for_a_quarter_to_hold_one_out():
+    assert [held_out_count(n, 0.25) for n in range(1, 7)] == [0, 1, 1, 1, 1, 2]
+    assert needed_to_hold_out(0.25) == 2
+    assert needed_to_hold_out(0.1) == 5
+    assert n_held_out(np.array([0, 1, 2, 3, 4, 5, 6, 7]), 0.25) == 0
+    assert n_held_out(np.array([0, 0, 1, 1, 1, 1, 1, 2]), 0.25) == 2
 
 
 def test_fine_tuning_starts_from_the_model_and_ends_near_it(params, tuned):
