@@ -157,7 +157,8 @@ def test_a_finished_run_is_compared_with_the_model_in_use_on_the_same_test_digit
     frame = table.value
     assert list(frame.columns) == ["in use", "this run"]
     assert list(frame.index) == ["MNIST test digits", "500 drawn test digits", "trained"]
-    assert frame.loc["MNIST test digits", "in use"] == f"{load_params(teach[0])['test_accuracy']:.2%}"
+    shipped = load_params(teach[0])["test_accuracy"]
+    assert frame.loc["MNIST test digits", "in use"] == f"{shipped:.2%}"
     for column in frame.columns:
         assert re.fullmatch(r"\d+\.\d%", frame.loc["500 drawn test digits", column])
         assert re.fullmatch(r"\d{4}-\d\d-\d\d at \d\d:\d\d UTC", frame.loc["trained", column])
