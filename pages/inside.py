@@ -7,9 +7,17 @@ import numpy as np
 import streamlit as st
 
 from digits.app import insights
-from digits.app.logic import enlarge, read_digit
+from digits.app.logic import CurrentInput, enlarge, mnist_input, read_digit
 from digits.data.mnist import IMAGE_SIDE
-from pages.shared import CURRENT_INPUT, DRAW_PAGE, OTHER_COLOUR, TOP_COLOUR, classifier_or_stop
+from pages.shared import (
+    CURRENT_INPUT,
+    DRAW_PAGE,
+    EXAMPLE_KEY,
+    OTHER_COLOUR,
+    TOP_COLOUR,
+    classifier_or_stop,
+    mnist_test_set,
+)
 
 # The input is shown at 4x (112 px); each unit's weight image at 3x (84 px), six across a
 # desktop column and four across a phone.
@@ -57,10 +65,12 @@ def activation_heatmap(values: np.ndarray, outlined: np.ndarray) -> alt.Chart:
                 scale=alt.Scale(domainMin=0, range=[OFF_COLOUR, ON_COLOUR], interpolate="lab"),
                 legend=alt.Legend(orient="bottom", title="activation", gradientLength=CELL * 8),
             ),
+            # Every unit framed in grey, so an inactive one still shows as a square on a white
+            # page; the units that push hardest ringed in red.
             stroke=alt.when(alt.datum.outlined)
             .then(alt.value(TOP_COLOUR))
-            .otherwise(alt.value(None)),
-            strokeWidth=alt.when(alt.datum.outlined).then(alt.value(3)).otherwise(alt.value(0)),
+            .otherwise(alt.value(OTHER_COLOUR)),
+            strokeWidth=alt.when(alt.datum.outlined).then(alt.value(3)).otherwise(alt.value(0.5)),
             tooltip=["unit:Q", alt.Tooltip("value:Q", title="activation", format=".2f")],
         )
         .properties(width=alt.Step(CELL), height=alt.Step(CELL))
@@ -74,7 +84,7 @@ def logit_chart(steps) -> alt.Chart:
         alt.Chart(steps)
         .mark_bar()
         .encode(
-            x=alt.X("logit:Q", title="score (logit)"),
+            x=alt.X("logit:Q", title="logit"),
             y=alt.Y("digit:N", sort=None, title=None),
             color=alt.when(alt.datum.top)
             .then(alt.value(TOP_COLOUR))
@@ -85,18 +95,24 @@ def logit_chart(steps) -> alt.Chart:
     )
 
 
-def current_or_stop():
-    """The input last drawn, uploaded or picked, or a pointer to the drawing pad and a stop."""
+def current_or_example() -> CurrentInput:
+    """The input last drawn, uploaded or picked; with none, a random MNIST test digit."""
     current = st.session_state.get(CURRENT_INPUT)
-    if current is None or not current.preprocessed.has_digit:
-        if current is not None:
-            st.warning(current.preprocessed.reason)
-        st.info("Draw a digit on the main page first, then come back here to look inside.")
+    if current is not None and current.preprocessed.has_digit:
+        return current
+    if current is not None:
+        st.warning(current.preprocessed.reason)
+    images, labels = mnist_test_set()
+    # One example per session, so the page does not change under the learner on every visit.
+    index = st.session_state.setdefault(
+        EXAMPLE_KEY, int(np.random.default_rng().integers(len(images)))
+    )
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.info(f"Nothing drawn yet, so here is MNIST test digit #{index}. Draw your own:")
         st.page_link(
             st.Page(DRAW_PAGE, default=True), label="Go to the drawing pad", icon=":material/draw:"
         )
-        st.stop()
-    return current
+    return CurrentInput("mnist", mnist_input(images[index]), f"#{index}", int(labels[index]))
 
 
 def introduction(current, reading, x: np.ndarray, hidden, logits: np.ndarray) -> None:
@@ -117,9 +133,9 @@ def hidden_layers_section(hidden, top: np.ndarray, winner: int) -> None:
     """Section 1: each hidden layer's activations as a heatmap, the top units ringed."""
     st.header("1. The hidden layers", divider="gray")
     st.write(
-        "Each square is one unit (a 'neuron'). Its activation is a weighted sum of the layer "
-        "before, passed through ReLU, which turns negative sums into 0: white squares are "
-        "switched off for this digit, dark blue ones fire strongly."
+        "Each square is one unit (a 'neuron'): a weighted sum of the layer before, with "
+        "negative sums set to 0 (ReLU). White squares are off for this digit; dark blue ones "
+        "fire strongly."
     )
     with st.container(horizontal=True, gap="large"):
         for i, h in enumerate(hidden, start=1):
@@ -135,12 +151,12 @@ def top_units_section(classifier, x: np.ndarray, attribution, top: np.ndarray, w
     """Section 2: the top units' weights, what they found in this digit, and their shares."""
     st.header(f"2. The units that say {winner}", divider="gray")
     st.write(
-        f"A unit's share of the score for {winner} is its activation times how much that score "
-        "rises per unit of activation, through the later units that are on for this input; "
+        f"A unit's share of the logit for {winner} is its activation times how much that logit "
+        "rises per unit of it. "
         + (
-            "with ReLU these shares plus a fixed bias term add up exactly to the score."
+            "With ReLU the shares and the biases add up exactly to the logit."
             if attribution.exact
-            else "with this model's activation the shares only approximate the score."
+            else "With this model's activation the shares only approximate the logit."
         )
     )
     W1 = classifier.weights[0]
@@ -163,31 +179,32 @@ def top_units_section(classifier, x: np.ndarray, attribution, top: np.ndarray, w
         for j, tile in zip(top, found, strict=True):
             st.image(insights.upscale(tile, UNIT_SCALE), caption=f"unit {j}")
     shares = attribution.contributions
+    shown, rest = shares[top].sum(), shares.sum() - shares[top].sum()
     st.caption(
-        f"All {len(shares)} first-layer units together add {shares.sum():+.1f} to the score "
-        f"for {winner}; units shown: {shares[top].sum():+.1f}; the biases: "
-        f"{attribution.bias_path:+.1f}; the score: {attribution.score:.1f}."
+        f"The {len(top)} units shown add {shown:+.1f} to the logit for {winner}; the other "
+        f"{len(shares) - len(top)} add {rest:+.1f}, as some push against it; with the biases' "
+        f"{attribution.bias_path:+.1f} that makes the logit, {attribution.score:.1f}."
     )
 
 
 def probabilities_section(classifier, logits: np.ndarray) -> None:
     """Section 3: the logits as bars, how the output turns them into probabilities, and a table."""
-    st.header("3. From scores to probabilities", divider="gray")
+    st.header("3. From logits to probabilities", divider="gray")
     steps = insights.output_steps(logits, classifier.output)
     st.altair_chart(logit_chart(steps), width="stretch")
     if classifier.output == "softmax":
         st.write(
-            "The last layer gives each digit a score, its logit, which can be any number. Softmax "
-            "turns the scores into probabilities in two steps: **exp(logit − highest logit)** "
-            "makes every score positive, and a score 1 higher counts e ≈ 2.7 times as much "
-            "(subtracting the highest logit keeps the numbers small and changes nothing else); "
-            "then each is **divided by their sum**, so the ten add up to 1."
+            "The last layer gives each digit a logit, a score that can be any number. Softmax "
+            "makes them probabilities in two steps. First **exp(logit − highest logit)** gives "
+            "each digit a positive weight; a logit 1 higher weighs e ≈ 2.7 times as much. Then "
+            "each weight is **divided by the sum** of the ten, so they add up to 1."
         )
         positive_title = "exp(logit − max)"
     else:
         st.write(
-            "The last layer gives each digit a score, its logit. This model squashes each score "
-            "into 0 to 1 with a sigmoid, then divides by their sum so the ten add up to 1."
+            "The last layer gives each digit a logit, a score that can be any number. This model "
+            "squashes each into a weight from 0 to 1 with a sigmoid, then divides each weight by "
+            "the sum of the ten, so they add up to 1."
         )
         positive_title = "sigmoid(logit)"
     # A static table: ten rows need no scrolling, sorting or search, and it prints on a phone.
@@ -202,8 +219,8 @@ def probabilities_section(classifier, logits: np.ndarray) -> None:
         )
     )
     st.caption(
-        f"The positive scores add up to {steps['positive'].sum():.6g}; each probability is its "
-        "score divided by that sum."
+        f"The ten weights add up to {steps['positive'].sum():.6g}; each probability is its "
+        "weight divided by that sum."
     )
 
 
@@ -211,7 +228,7 @@ def main() -> None:
     """The page: the input, its hidden layers and top units, then the output step."""
     st.title("Inside the network")
     classifier = classifier_or_stop()
-    current = current_or_stop()
+    current = current_or_example()
     x = current.preprocessed.vector
     reading = read_digit(classifier, current.preprocessed)
     *hidden, logits = (a[0] for a in classifier.hidden_and_logits(x[None]))

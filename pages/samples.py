@@ -14,6 +14,8 @@ TILE_SCALE = 3
 SHOWN = 120
 PICK = "sample-pick-"
 FLASH = "samples_flash"
+# The picked samples the user pressed Delete for, awaiting a yes.
+CONFIRM = "samples_confirm_delete"
 
 
 def read_wrong(sample) -> bool:
@@ -33,6 +35,7 @@ def delete(store: UserStore, ids: list[int]) -> None:
     except StoreError as exc:
         st.session_state[FLASH] = ("error", str(exc))
         return
+    st.session_state.pop(CONFIRM, None)
     for i in ids:
         st.session_state.pop(f"{PICK}{i}", None)
     st.session_state[FLASH] = ("success", f"Deleted {removed} sample{'s' * (removed != 1)}.")
@@ -84,16 +87,35 @@ def shown_samples(samples) -> list:
     return shown
 
 
+def confirm_delete(store: UserStore, ids: list[int]) -> None:
+    """Ask once more before deleting: a deleted sample cannot be brought back."""
+    n = len(ids)
+    with st.container(border=True):
+        st.warning(
+            f"Delete {n} sample{'s' * (n != 1)} for good? A deleted sample cannot be brought back.",
+            icon=":material/warning:",
+        )
+        with st.container(horizontal=True):
+            st.button(
+                f"Yes, delete {n}", type="primary", on_click=delete, args=(store, ids),
+                icon=":material/delete:",
+            )  # fmt: skip
+            st.button("Cancel", on_click=st.session_state.pop, args=(CONFIRM, None))
+
+
 def actions(store: UserStore, samples) -> None:
-    """The buttons to delete the picked samples and to export them all."""
+    """The buttons to delete the picked samples (after a confirmation) and to export them all."""
     ids = picked(samples)
+    if ids and st.session_state.get(CONFIRM) == ids:
+        confirm_delete(store, ids)
+        return
     with st.container(horizontal=True, vertical_alignment="center"):
         st.button(
             f"Delete {len(ids)} picked" if ids else "Delete picked",
             icon=":material/delete:",
             disabled=not ids,
-            on_click=delete,
-            args=(store, ids),
+            on_click=st.session_state.__setitem__,
+            args=(CONFIRM, ids),
         )
         try:
             archive = store.export_zip()

@@ -31,6 +31,8 @@ DRAW_PAGE = Path(__file__).with_name("draw.py")
 TAB_DRAW, TAB_UPLOAD, TAB_MNIST = "Draw", "Upload", "MNIST test digit"
 TAB_KEY = "source_tab"
 SAMPLE_KEY = "mnist_sample_index"
+# The MNIST digit the Inside page shows to a learner who has drawn nothing yet.
+EXAMPLE_KEY = "inside_example_index"
 # The upload on show, (name, bytes): the uploader itself forgets its file on another page.
 UPLOAD_KEY = "upload_kept"
 # Widgets whose values outlive a visit to another page (see keep_widget_state).

@@ -25,7 +25,7 @@ from playwright.sync_api import expect
 
 # (file name, sidebar title, a heading that shows the page has its content) for each page.
 PAGES = [
-    ("inside", "Inside the network", "From scores to probabilities"),
+    ("inside", "Inside the network", "From logits to probabilities"),
     ("weights", "Weights", "One unit up close"),
     ("model_evaluation", "Evaluation", "Which digits get mixed up"),
     ("dataset", "Dataset", "Pixel intensities"),
@@ -114,7 +114,7 @@ def test_each_page_opens_from_the_sidebar_after_a_drawing_and_renders(browser, a
         settle(page)
         assert not page.get_by_test_id("stException").count(), f"{name} raised"
         if name == "inside":
-            expect(page.get_by_text("Draw a digit on the main page first")).to_have_count(0)
+            expect(page.get_by_text("Nothing drawn yet")).to_have_count(0)
         screenshot_whole(page, SCREENSHOTS / f"pages_{name}.png", DESKTOP["width"])
         page.set_viewport_size(DESKTOP)
         timings[name] = first

@@ -19,7 +19,7 @@ from digits.data.mnist import N_CLASSES, N_PIXELS
 from digits.data.preprocess import Preprocessed
 from digits.training.checkpoint import history_path
 from model_loader import MODEL_PATH, load_classifier, load_params, save_params
-from pages.shared import CURRENT_INPUT
+from pages.shared import CURRENT_INPUT, EXAMPLE_KEY
 
 TIMEOUT = 60
 
@@ -85,13 +85,17 @@ def test_the_history_page_without_a_model_says_how_to_make_one(monkeypatch, tmp_
 # --- inside the network ----------------------------------------------------------------------
 
 
-def test_inside_without_a_drawing_asks_for_one_and_links_to_the_pad(monkeypatch):
+def test_inside_without_a_drawing_shows_a_test_digit_and_links_to_the_pad(monkeypatch, mnist):
     at = page(monkeypatch, "inside").run()
     assert_no_exception(at)
     (info,) = at.info
-    assert info.value.startswith("Draw a digit on the main page first")
+    index = at.session_state[EXAMPLE_KEY]
+    assert info.value.startswith(f"Nothing drawn yet, so here is MNIST test digit #{index}.")
     assert at.get("page_link"), "a link back to the drawing pad"
-    assert not charts(at)
+    assert len(charts(at)) == 3, "the page is whole, not empty"
+    assert metrics(at)["Prediction"] == str(mnist.test_labels[index])
+    at.run()
+    assert at.session_state[EXAMPLE_KEY] == index, "the example stays for the session"
 
 
 def test_inside_with_an_input_that_holds_no_digit_says_why(monkeypatch):
@@ -114,10 +118,12 @@ def test_inside_shows_layers_units_and_the_softmax_for_the_current_digit(monkeyp
     markdown = " ".join(m.value for m in at.markdown)
     assert "128 units active" in markdown
     assert "64 units active" in markdown
-    assert any("add up exactly to the score" in m.value for m in at.markdown)
+    assert any("add up exactly to the logit" in m.value for m in at.markdown)
+    (shares,) = [c.value for c in at.caption if c.value.startswith("The 6 units shown add")]
+    assert "as some push against it" in shares
     (table,) = at.table
     assert len(table.value) == 10
-    probabilities = [c.value for c in at.caption if "positive scores add up" in c.value]
+    probabilities = [c.value for c in at.caption if "ten weights add up" in c.value]
     assert probabilities, "the normalising sum is named"
 
 

@@ -324,9 +324,26 @@ def test_picked_samples_are_deleted_from_the_database(teach):
     at.checkbox(key=f"sample-pick-{second}").check().run()
     button(at, "Delete 2 picked").click().run()
     assert_no_exception(at)
+    assert at.warning[0].value.startswith("Delete 2 samples for good?")
+    assert len(store.samples()) == 6, "nothing is deleted before the user says yes"
+    button(at, "Yes, delete 2").click().run()
+    assert_no_exception(at)
     assert at.success[0].value == "Deleted 2 samples."
     assert [s.id for s in store.samples()] == rest
     assert {m.label: m.value for m in at.metric}["Samples"] == "4"
+
+
+def test_cancel_keeps_the_picked_samples(teach):
+    _, db, _ = teach
+    store = store_styled(db, 3)
+    first = store.samples()[0].id
+    at = page("samples")
+    at.checkbox(key=f"sample-pick-{first}").check().run()
+    button(at, "Delete 1 picked").click().run()
+    button(at, "Cancel").click().run()
+    assert_no_exception(at)
+    assert len(store.samples()) == 3
+    assert not button(at, "Delete 1 picked").disabled, "the pick stays for another try"
 
 
 # --- both pages on a damaged database ------------------------------------------------------

@@ -339,7 +339,6 @@ def test_a_file_the_app_cannot_read_is_never_chosen(runner):
     assert chosen_model(runner.folder) is None
 
 
-
 # --- the search and fine-tuning jobs -----------------------------------------------------------
 
 
