@@ -19,6 +19,7 @@ import sys
 
 import numpy as np
 
+from digits.app.number import DigitReading, number_text, read_number
 from digits.data.preprocess import ImageError, Preprocessed, load_image, preprocess
 from model_loader import MODEL_PATH, ModelFileError, load_classifier
 
@@ -57,6 +58,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=3,
         metavar="K",
         help="how many likeliest digits to show, 1-10 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--number",
+        action="store_true",
+        help="read a number of several digits in each image, left to right",
     )
     return p.parse_args(argv)
 
@@ -108,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return failure_status(args.model)
 
+    if args.number:
+        return print_numbers(classifier, args)
     outcomes = [read_digit(path) for path in args.images]
     # One forward pass for every image that holds a digit.
     found = {
@@ -135,6 +143,45 @@ def main(argv: list[str] | None = None) -> int:
         elif error is None:
             assert result is not None, "read_digit returns a result or an error"
             print(f"{path}: {result.reason}")
+    return status
+
+
+def number_record(path: str, digits: list[DigitReading]) -> dict:
+    """One image's number as the --json record: number (str or None) and its digits."""
+    return {
+        "path": path,
+        "number": number_text(digits),
+        "digits": [
+            {
+                "digit": d.reading.digit,
+                "confidence": round(d.reading.confidence, 6),
+                "status": d.status,
+                "box": list(d.box),
+            }
+            for d in digits
+        ],
+    }
+
+
+def print_numbers(classifier, args: argparse.Namespace) -> int:
+    """Print the number read in each image, e.g. "photo.jpg: 2026  (2 99%, 0 97%, ...)"."""
+    status = 0
+    for path in args.images:
+        try:
+            digits = read_number(classifier, load_image(sys.stdin.buffer if path == "-" else path))
+        except ImageError as exc:
+            print(f"{PROG}: {path}: {exc}", file=sys.stderr)
+            status = max(status, failure_status(path))
+            continue
+        if not digits:
+            status = max(status, os.EX_DATAERR)
+        if args.json:
+            print(json.dumps(number_record(path, digits)))
+        elif digits:
+            each = ", ".join(f"{d.text} {d.reading.confidence:.0%}" for d in digits)
+            print(f"{path}: {number_text(digits)}  ({each})")
+        else:
+            print(f"{path}: No number found: the image has no digits.")
     return status
 
 

@@ -1,6 +1,7 @@
 """The real `predict_single.py` command, run as a user would, on images made from MNIST digits."""
 
 import io
+import itertools
 import json
 import os
 import pickle
@@ -292,3 +293,27 @@ def test_help_documents_the_exit_statuses():
     proc = run("--help")
     assert proc.returncode == 0
     assert all(code in proc.stdout for code in ("65", "66", "EX_DATAERR", "EX_NOINPUT"))
+
+
+def test_number_prints_the_digits_read_and_json_gives_their_boxes(tmp_path, mnist):
+    digits = []
+    for d in (2, 0, 2, 6):
+        image = mnist.test_images[np.flatnonzero(mnist.test_labels == d)[0]]
+        digits.extend([image, np.zeros((28, 6), np.uint8)])
+    path = tmp_path / "number.png"
+    Image.fromarray(np.kron(np.hstack(digits), np.ones((4, 4), np.uint8))).save(path)
+    run = [sys.executable, "predict_single.py", "--number", str(path)]
+    plain = subprocess.run(run, cwd=ROOT, capture_output=True, text=True, check=True)
+    assert re.fullmatch(
+        rf"{re.escape(str(path))}: 2026  \((\d \d+%, ){{3}}\d \d+%\)\n", plain.stdout
+    )
+    record = json.loads(
+        subprocess.run(
+            [*run, "--json"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert record["number"] == "2026"
+    assert [d["digit"] for d in record["digits"]] == [2, 0, 2, 6]
+    boxes = [d["box"] for d in record["digits"]]
+    assert all(b[2] <= c[0] for b, c in itertools.pairwise(boxes))
+    assert {d["status"] for d in record["digits"]} <= {"sure", "unsure"}
