@@ -120,8 +120,8 @@ def introduction(current, reading, x: np.ndarray, hidden, logits: np.ndarray) ->
     st.write(
         f"This page follows {describe(current)} through the network: {len(x)} pixels in, "
         + "".join(f"{len(h)} hidden units, then " for h in hidden)
-        + f"{len(logits)} scores out. It follows whatever you last drew, uploaded or picked on "
-        "the main page."
+        + f"{len(logits)} logits (scores) out. It follows whatever you last drew, uploaded or "
+        "picked on the main page."
     )
     with st.container(horizontal=True, vertical_alignment="center"):
         st.image(enlarge(current.preprocessed.image, IMAGE_SCALE), caption="the network's input")
@@ -236,7 +236,7 @@ def main() -> None:
 
     introduction(current, reading, x, hidden, logits)
     if not hidden:
-        st.info("This model has no hidden layer: its pixels feed the ten scores directly.")
+        st.info("This model has no hidden layer: its pixels feed the ten logits directly.")
     else:
         attribution = insights.first_layer_attribution(classifier, x, winner)
         top = attribution.top(TOP_UNITS)
