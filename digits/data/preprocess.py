@@ -47,6 +47,10 @@ CLEAN_BORDER_RANGE = 8
 SAMPLE_MIN_SIDE = 64
 # The strokes must stand out from the background by 10% of full scale and by four noise sigmas.
 MIN_CONTRAST = 26
+# Luminance is kept unless its spread is under this share of the colours' principal spread;
+# a grey image's luminance keeps 0.58 of it, red ink on blue paper about 0.05.
+LUMINANCE_SHARE = 0.3
+LUMINANCE_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as PIL's "L"
 MIN_CONTRAST_IN_SIGMAS = 4.0
 # When Otsu's split falls inside the noise, strokes are the pixels this many noise sigmas above
 # the background, if they are at least this share of the image: more than blank paper ever has,
@@ -321,7 +325,9 @@ def _shrink(image: Image.Image) -> Image.Image:
 def _grayscale(image: Image.Image) -> Image.Image | None:
     """Luminance with transparency composited over the colour the strokes contrast with, or None."""
     gray = image.convert("L") if image.mode != "LA" else image.getchannel("L")
-    if image.mode in ("L", "RGB"):
+    if image.mode == "RGB":
+        return _colour_contrast(image, gray)
+    if image.mode == "L":
         return gray
     alpha = image.getchannel("A")
     alpha_low, alpha_high = alpha.getextrema()
@@ -337,6 +343,27 @@ def _grayscale(image: Image.Image) -> Image.Image | None:
     stroke_luminance = (luminance.ravel().astype(np.float32) @ weights) / weights.sum()
     backdrop = Image.new("L", gray.size, 0 if stroke_luminance >= 128 else 255)
     return Image.composite(gray, backdrop, alpha)
+
+
+def _colour_contrast(image: Image.Image, gray: Image.Image) -> Image.Image:
+    """Grey levels along the colour direction with the most spread, where luminance hides it.
+
+    Red ink on blue paper has close luminances but far-apart colours; the principal axis of
+    the pixels' colours keeps the ink-to-paper contrast that luminance loses.
+    """
+    rgb = np.asarray(image)
+    sample = rgb[::2, ::2] if min(rgb.shape[:2]) >= 2 * SAMPLE_MIN_SIDE else rgb
+    colours = sample.reshape(-1, 3).astype(np.float32)
+    if len(colours) < 2:  # one pixel has no spread to follow
+        return gray
+    spreads, axes = np.linalg.eigh(np.cov(colours, rowvar=False))
+    axis = axes[:, -1]
+    if np.std(np.asarray(gray, dtype=np.float32)) >= LUMINANCE_SHARE * np.sqrt(max(spreads[-1], 0)):
+        return gray
+    axis = axis if axis @ LUMINANCE_WEIGHTS >= 0 else -axis
+    projected = rgb.astype(np.float32) @ axis
+    low, high = projected.min(), projected.max()
+    return Image.fromarray(np.round((projected - low) * (255 / (high - low))).astype(np.uint8))
 
 
 def _ink_and_flatten(gray: Image.Image) -> tuple[Image.Image, Image.Image]:

@@ -343,6 +343,18 @@ def test_strokes_too_faint_to_see_give_no_digit(test_images):
     assert "faint" in result.reason
 
 
+@pytest.mark.parametrize("digit", DIGITS)
+def test_red_ink_on_blue_paper_is_read_although_its_grey_levels_are_close(test_images, digit):
+    # Luminance 81 against 70: as plain grey the strokes were refused as too faint.
+    ink = drawn(test_images[digit], 200, 40, 40)[..., None]
+    red, blue = np.array([200, 30, 30]), np.array([40, 60, 200])
+    photo = to_uint8((ink * red + (1 - ink) * blue) / 255)
+    result = preprocess.preprocess(photo)
+    reference = preprocess.preprocess(white_on_black(ink[..., 0])).image
+    assert_mnist_like(result)
+    assert shifted_similarity(result.image, reference) >= SAME_DRAWING
+
+
 def test_a_thin_pen_photo_of_a_1_is_read_as_a_digit():
     # A 1 is so little ink (under 1% of this photo) that the strokes must not be mistaken for
     # noise in the vignetting the lighting correction leaves behind.
