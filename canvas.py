@@ -43,8 +43,9 @@ _PAD_SCRIPT = """<script>
 (() => {
   if (window.digitsPadWired) return;
   window.digitsPadWired = true;
-  // Every shadow root: the component's fills its own after it is attached, unseen by observers.
-  const roots = () => [...document.querySelectorAll("*")]
+  // The shadow roots of Streamlit's isolated components, styled whether or not the canvas has
+  // filled its own yet (it does so after it is attached, unseen by the observer below).
+  const roots = () => [...document.querySelectorAll('[data-testid="stBidiComponentIsolated"]')]
     .map((el) => el.shadowRoot).filter((root) => root);
   const hide = () => roots().forEach((root) => {
     if (root.querySelector("style[data-digits-pad]")) return;

@@ -326,7 +326,7 @@ class TrainingRunner:
     def use_model(self, run_file: Path) -> None:
         """Make the saved run `run_file` the app's model: the shipped model file is left alone."""
         run_file = Path(run_file)
-        if run_file.parent.resolve() != self.folder.resolve() or run_file.name == CHOICE:
+        if run_file.parent.resolve() != self.folder.resolve():
             raise RunnerError(f"{run_file} is not a model saved in {self.folder}.")
         load_params(run_file)  # never choose a file the app cannot read
         with self._files_lock:
