@@ -23,7 +23,7 @@ from tqdm import tqdm
 from digits.app.user_store import StoreError, UserStore, default_path
 from digits.data.mnist import DATA_DIR, DRAWN_PATH, N_CLASSES, N_PIXELS, DatasetError, load_mnist
 from digits.training import tuning
-from digits.training.checkpoint import history_path, save_model
+from digits.training.checkpoint import FROM_TRAIN_PY, history_path, save_model
 from digits.training.evaluation import (
     accuracy,
     confusion_matrix,
@@ -32,7 +32,7 @@ from digits.training.evaluation import (
 )
 from digits.training.finetune import FinetuneConfig, FinetuneError, finetune
 from digits.training.progress import MovingAverage
-from digits.training.trainer import TrainConfig, fit, training_data
+from digits.training.trainer import DataStory, TrainConfig, fit, training_data
 from layers import ACTIVATIONS, LOSSES
 from model_loader import MODEL_PATH, ModelFileError, load_params
 from optimizers import OPTIMIZERS
@@ -218,7 +218,7 @@ def tune_main(args: argparse.Namespace, data) -> int:
     base = config_from_args(args)
     limit = args.limit if args.limit is not None else tuning.DEFAULT_LIMIT
     try:
-        (train_x, train_y), (val_x, val_y), n_drawn = training_data(
+        (train_x, train_y), (val_x, val_y), story = training_data(
             data, dataclasses.replace(base, limit=limit), args.drawn_file
         )
     except DatasetError as exc:
@@ -226,8 +226,7 @@ def tune_main(args: argparse.Namespace, data) -> int:
     n_settings = len(tuning.candidates(10**6, np.random.default_rng(0)))
     print(
         f"trying {min(args.trials, n_settings)} of {n_settings} settings of lr, weight decay and "
-        f"epochs on {len(train_x) - n_drawn} training images"
-        f"{f' + {n_drawn} drawn ones' if n_drawn else ''}, scored on {len(val_x)} validation images"
+        f"epochs, each trial learning from {story.sentence()}"
     )
 
     def on_trial(trial: tuning.Trial, done: int, total: int) -> None:
@@ -309,6 +308,7 @@ def finetune_main(args: argparse.Namespace, data) -> int:
         history,
         {"finetune": asdict(config), "samples": len(labels)},
         args.output,
+        FROM_TRAIN_PY,
         test_accuracy=report.mnist_after,
         seed=config.seed,
         train_seconds=round(time.perf_counter() - started, 1),
@@ -319,12 +319,11 @@ def finetune_main(args: argparse.Namespace, data) -> int:
     return 0
 
 
-def describe_run(config: TrainConfig, n_train: int, n_drawn: int, n_val: int) -> str:
+def describe_run(config: TrainConfig, story: DataStory) -> str:
     sizes = "-".join(map(str, (N_PIXELS, *config.hidden, N_CLASSES)))
-    drawn = f" + {n_drawn} drawn ones" if n_drawn else ""
     return (
-        f"training {sizes} {config.activation} on {n_train - n_drawn} MNIST images{drawn} "
-        f"({n_val} for validation), {config.epochs} epoch{'s' * (config.epochs != 1)}, "
+        f"training {sizes} {config.activation} on {story.sentence()}; "
+        f"{config.epochs} epoch{'s' * (config.epochs != 1)}, "
         f"{config.optimizer} lr {config.lr}, augmentation {'on' if config.augment else 'off'}"
     )
 
@@ -333,10 +332,10 @@ def train_main(args: argparse.Namespace, data, started: float) -> int:
     """The default mode: train a model from scratch, test it, write it and its history."""
     config = config_from_args(args)
     try:
-        (train_x, train_y), (val_x, val_y), n_drawn = training_data(data, config, args.drawn_file)
+        (train_x, train_y), (val_x, val_y), story = training_data(data, config, args.drawn_file)
     except DatasetError as exc:
         return fail(str(exc), os.EX_NOINPUT)
-    print(describe_run(config, len(train_x), n_drawn, len(val_x)))
+    print(describe_run(config, story))
     bar, on_batch, on_epoch = progress_callbacks(len(train_x), config.epochs, args.no_progress)
     try:
         network, history = fit(config, train_x, train_y, val_x, val_y, on_batch, on_epoch)
@@ -355,12 +354,16 @@ def train_main(args: argparse.Namespace, data, started: float) -> int:
         history,
         config.to_dict(),
         args.output,
+        FROM_TRAIN_PY,
+        story,
         test_accuracy=test_accuracy,
         seed=config.seed,
         train_seconds=round(wall, 1),
-        n_drawn=n_drawn,
+        n_drawn=story.drawn,
         # Which drawn set, as it can be drawn again with other settings.
-        drawn_sha256=hashlib.sha256(args.drawn_file.read_bytes()).hexdigest() if n_drawn else None,
+        drawn_sha256=(
+            hashlib.sha256(args.drawn_file.read_bytes()).hexdigest() if story.drawn else None
+        ),
     )
     print(
         f"test accuracy {test_accuracy:.4f}  ({wall:.0f}s)  wrote {args.output} and "

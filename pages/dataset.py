@@ -8,7 +8,14 @@ import streamlit as st
 
 from digits.app import insights
 from digits.data.mnist import DATA_DIR, DatasetError, load_mnist
-from pages.shared import OTHER_COLOUR, TOP_COLOUR
+from pages.shared import (
+    OTHER_COLOUR,
+    TOP_COLOUR,
+    default_story,
+    model_name,
+    model_path,
+    model_story,
+)
 
 PER_CLASS = 10
 SAMPLE_SEED = 0
@@ -22,7 +29,7 @@ CHART_HEIGHT = 300
 SPLIT_COLOURS = {"train": OTHER_COLOUR, "test": TOP_COLOUR}
 
 
-@st.cache_data(show_spinner="Summing up the 60,000 training digits…")
+@st.cache_data(show_spinner="Summing up the MNIST digits…")
 def mnist_stats(data_dir: str) -> insights.DatasetStats:
     """Samples, label counts, mean images and pixel counts of MNIST in data_dir, once a server."""
     return insights.dataset_stats(
@@ -134,6 +141,18 @@ def intensities_section(stats: insights.DatasetStats, side: int) -> None:
     )
 
 
+def learnt_from() -> str:
+    """What the model in use learnt from, in the words the Train and History pages use."""
+    path = model_path()
+    story = model_story(path)
+    if story is not None:
+        return f"The app's model, {model_name(path)}, learnt from {story.sentence()}."
+    story = default_story()
+    if story is None:
+        return ""
+    return f"The default recipe learns from {story.sentence()}."
+
+
 def main() -> None:
     """The page: what MNIST is, then its samples, counts, mean digits and pixel intensities."""
     st.title("Dataset")
@@ -141,8 +160,8 @@ def main() -> None:
     n_train, n_test = int(stats.train_counts.sum()), int(stats.test_counts.sum())
     side = stats.mean_images.shape[-1]
     st.write(
-        f"The network learnt from MNIST: {n_train:,} handwritten digits for training and "
-        f"{n_test:,} kept apart for testing, each {side}x{side} grey pixels, white ink on black."
+        f"MNIST has {n_train:,} handwritten digits for training and {n_test:,} kept apart for "
+        f"testing, each {side}x{side} grey pixels, white ink on black. {learnt_from()}"
     )
     samples_section(stats, side)
     counts_section(stats)

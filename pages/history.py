@@ -6,8 +6,8 @@ import altair as alt
 import streamlit as st
 
 from digits.app import insights
-from digits.training.checkpoint import history_path
-from pages.shared import TRAINING_COLOUR, VALIDATION_COLOUR, model_path
+from digits.training.checkpoint import FROM_TRAIN_PAGE, FROM_TRAIN_PY, history_path
+from pages.shared import TRAINING_COLOUR, VALIDATION_COLOUR, cached_history, model_path
 
 # Streamlit fits a chart's legend and axes into this height as well as its plot.
 CHART_HEIGHT = 340
@@ -15,12 +15,6 @@ LOSS_CURVES = {"loss": "training", "val_loss": "validation"}
 ACCURACY_CURVES = {"train_accuracy": "training", "val_accuracy": "validation"}
 CURVE_COLOURS = {"training": TRAINING_COLOUR, "validation": VALIDATION_COLOUR}
 NO_HISTORY = "This model has no training history file; `python train.py` writes one."
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def cached_history(path: str, mtime_ns: int, size: int) -> insights.History | None:
-    """The parsed history file; mtime_ns and size only key the cache to the file's version."""
-    return insights.read_history(path)
 
 
 def curve_chart(
@@ -52,7 +46,7 @@ def curve_chart(
 def history_or_stop(file) -> insights.History:
     """The model's training history, or an error or a note and a stop when there is none."""
     try:
-        history = cached_history(str(file), *insights.file_version(file))
+        history = cached_history(file)
     except ValueError as exc:
         st.error(str(exc))
         st.stop()
@@ -62,7 +56,46 @@ def history_or_stop(file) -> insights.History:
     return history
 
 
-def summary(epochs, file) -> None:
+# What the figures mean, in a line each (validation's size comes from the model's own story).
+EPOCH = "**Epoch**: one pass over every training image, in a new random order each time."
+LOSS = {
+    "cross_entropy": "**Loss**: how far its answers are from the truth, as minus the log of the "
+    "probability it gives the right digit, averaged; lower is better.",
+    "mse": "**Loss**: how far its answers are from the truth, as the mean squared difference "
+    "between its ten outputs and the right digit's one-hot vector; lower is better.",
+}
+VALIDATION = (
+    "**Validation accuracy**: the share of {validation} digits it reads right; it never trains "
+    "on them, so this is how well it reads digits it has not seen."
+)
+
+
+def origin(history: insights.History) -> str:
+    """Where the model came from and what it learnt from, in a sentence."""
+    made = {
+        FROM_TRAIN_PY: "Made by `python train.py`",
+        FROM_TRAIN_PAGE: "Made on the Train page",
+    }.get(history.source or "", "Where it was made is not recorded")
+    if "finetune" in history.config:
+        samples = history.config.get("samples")
+        return f"{made}, by fine-tuning a model on {samples} of your samples."
+    if history.story is None:
+        return f"{made}."
+    return f"{made}; it learnt from {history.story.sentence()}."
+
+
+def meanings(history: insights.History) -> None:
+    """A line each on what an epoch, the loss and the validation accuracy are."""
+    validation = (
+        "the held-out validation"
+        if history.story is None
+        else f"the {history.story.validation:,} held-out validation"
+    )
+    loss = LOSS.get(str(history.config.get("loss", "cross_entropy")), "")
+    st.caption("  \n".join(filter(None, [EPOCH, loss, VALIDATION.format(validation=validation)])))
+
+
+def summary(epochs) -> None:
     """The number of epochs, the best validation accuracy and the training time."""
     best = epochs.loc[epochs["val_accuracy"].idxmax()]
     with st.container(horizontal=True):
@@ -72,7 +105,6 @@ def summary(epochs, file) -> None:
         )
         if "seconds" in epochs:
             st.metric("Training time", f"{epochs['seconds'].sum():.0f} s")
-    st.caption(f"From {file.name}, written by `python train.py` beside the model.")
 
 
 def curves_section(epochs, config: dict) -> None:
@@ -108,7 +140,9 @@ def main() -> None:
     st.title("Training history")
     file = history_path(model_path())
     history = history_or_stop(file)
-    summary(history.epochs, file)
+    st.write(origin(history))
+    summary(history.epochs)
+    meanings(history)
     curves_section(history.epochs, history.config)
     if history.config:
         with st.expander("Training settings"):

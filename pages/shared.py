@@ -10,6 +10,7 @@ The draw page shares what it read with the other pages through st.session_state:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -17,9 +18,19 @@ import numpy as np
 import streamlit as st
 
 from canvas import PEN_WIDTH_KEY
+from digits.app import insights
 from digits.app.insights import file_version
 from digits.app.training_runner import chosen_model, runs_dir
-from digits.data.mnist import DATA_DIR, find_file, read_idx
+from digits.data.mnist import (
+    DATA_DIR,
+    DRAWN_PATH,
+    DatasetError,
+    find_file,
+    load_drawn_training_set,
+    read_idx,
+)
+from digits.training.checkpoint import history_path
+from digits.training.trainer import DataStory, TrainConfig
 from model_loader import MODEL_PATH, ModelFileError, load_classifier
 from network import Classifier
 
@@ -103,3 +114,35 @@ def mnist_test_set() -> tuple[np.ndarray, np.ndarray]:
     images = read_idx(find_file(DATA_DIR, "t10k-images-idx3-ubyte"))
     labels = read_idx(find_file(DATA_DIR, "t10k-labels-idx1-ubyte"))
     return images, labels
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _cached_history(path: str, mtime_ns: int, size: int) -> insights.History | None:
+    """The parsed history file; mtime_ns and size only key the cache to the file's version."""
+    return insights.read_history(path)
+
+
+def cached_history(file: Path) -> insights.History | None:
+    """The history file `file` (None if missing), parsed once per version; ValueError if bad."""
+    return _cached_history(str(file), *file_version(file))
+
+
+@st.cache_data(show_spinner=False)
+def default_story() -> DataStory | None:
+    """What a model trained with the default recipe learns from; None without the drawn set."""
+    try:
+        sources = load_drawn_training_set(DRAWN_PATH)["source"]
+    except DatasetError:
+        return None
+    story = DataStory.of(TrainConfig().to_dict(), 0)
+    # As with_drawn does: only the drawings of the digits trained on.
+    return dataclasses.replace(story, drawn=int((sources < story.train).sum()))
+
+
+def model_story(path: Path) -> DataStory | None:
+    """What the model in `path` learnt from, as its history file records it (else None)."""
+    try:
+        history = cached_history(history_path(path))
+    except ValueError:
+        return None
+    return None if history is None else history.story

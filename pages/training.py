@@ -49,6 +49,7 @@ from optimizers import OPTIMIZERS
 from pages.shared import (
     TRAINING_COLOUR,
     VALIDATION_COLOUR,
+    default_story,
     mnist_test_set,
     model_name,
     model_path,
@@ -67,7 +68,7 @@ CURVE_COLOURS = {TRAINING_SERIES: TRAINING_COLOUR, VALIDATION_SERIES: VALIDATION
 BATCH_SIZES = [32, 64, 128, 256, 512]
 # Training images for a run: all of them, or a subset for a quick try.
 SUBSETS = {
-    "all 55,000": None,
+    "all": None,
     "20,000": 20_000,
     "5,000 (quick)": 5_000,
     "1,000 (a few seconds)": 1_000,
@@ -242,6 +243,12 @@ def use_settings(trial: tuning.Trial) -> None:
 def new_model_form(runner: TrainingRunner, busy: bool) -> None:
     for key, value in FORM_DEFAULTS.items():
         st.session_state.setdefault(key, value)
+    story = default_story()
+    if story is not None:
+        st.caption(
+            f"With all training images and the drawn digits, as for the shipped model, a new "
+            f"model learns from {story.sentence()}."
+        )
     with st.form("train-form", border=False):
         left, right = st.columns(2)
         left.number_input(
@@ -280,7 +287,8 @@ def new_model_form(runner: TrainingRunner, busy: bool) -> None:
             "Training images",
             list(SUBSETS),
             key="tr-subset",
-            help="A subset trains faster, for a quick look; validation uses a tenth as many.",
+            help="How many MNIST digits it learns from: a subset is quicker and holds out a "
+            "tenth as many for validation.",
         )
         right.checkbox(
             "Augmentation",

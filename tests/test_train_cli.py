@@ -115,7 +115,9 @@ def test_tune_prints_each_trial_a_table_of_them_and_the_best_and_writes_no_model
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert re.search(
-        r"on 2000 training images \+ \d{4} drawn ones, scored on 200 validation images$", lines[0]
+        r"each trial learning from 2,200 of the 60,000 MNIST training digits, 200 of them held "
+        r"out for validation, plus \d,\d{3} drawn digits$",
+        lines[0],
     )
     assert sum(line.startswith("trial ") and " -> val_acc " in line for line in lines) == 3
     header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["trial", "lr"])

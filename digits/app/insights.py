@@ -16,6 +16,7 @@ import pandas as pd
 
 from digits.data.mnist import IMAGE_SIDE, N_CLASSES, Mnist
 from digits.training.evaluation import confusion_matrix, predict_proba_batched
+from digits.training.trainer import DataStory
 from layers import ACTIVATIONS, sigmoid
 from network import Classifier
 
@@ -424,10 +425,16 @@ HISTORY_COLUMNS = ("epoch", "loss", "train_accuracy", "val_accuracy", "val_loss"
 
 @dataclass(frozen=True)
 class History:
-    """A model's training history: its config and one row per epoch (epoch, loss, ...)."""
+    """A model's training history: its config and one row per epoch (epoch, loss, ...).
+
+    `source` (checkpoint.FROM_TRAIN_PY or FROM_TRAIN_PAGE) and `story` (what it learnt from;
+    None when fine-tuned) are None in files written before they were recorded.
+    """
 
     config: dict
     epochs: pd.DataFrame
+    source: str | None = None
+    story: DataStory | None = None
 
 
 def read_history(path: Path | str) -> History | None:
@@ -452,7 +459,12 @@ def read_history(path: Path | str) -> History | None:
     missing = [c for c in HISTORY_COLUMNS if c not in frame.columns]
     if epochs and missing:
         raise ValueError(f"{path.name} lacks {', '.join(missing)} in its epochs; {fix}.")
-    return History(data.get("config") or {}, frame)
+    story = data.get("data")
+    try:
+        story = DataStory(**story) if isinstance(story, dict) else None
+    except TypeError:
+        raise ValueError(f"{path.name} has a data summary this app does not know; {fix}.") from None
+    return History(data.get("config") or {}, frame, data.get("source"), story)
 
 
 def curves(epochs: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:

@@ -28,11 +28,11 @@ import numpy as np
 from digits import PROJECT_ROOT
 from digits.data.mnist import DatasetError, Mnist, load_mnist
 from digits.training import tuning
-from digits.training.checkpoint import save_model
+from digits.training.checkpoint import FROM_TRAIN_PAGE, save_model
 from digits.training.evaluation import mnist_test_accuracy
 from digits.training.finetune import FinetuneConfig, FinetuneError, finetune
 from digits.training.progress import MovingAverage
-from digits.training.trainer import EpochRecord, TrainConfig, fit, training_data
+from digits.training.trainer import DataStory, EpochRecord, TrainConfig, fit, training_data
 from model_loader import ModelFileError, atomic_write_bytes, load_params
 
 RUNS_ENV = "DIGITS_RUNS_DIR"
@@ -114,6 +114,7 @@ class Outcome:
     history: list[EpochRecord] = field(default_factory=list)
     summary: list[str] = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
+    story: DataStory | None = None  # what a new model learnt from; None when fine-tuned
 
 
 class Run:
@@ -318,7 +319,15 @@ class TrainingRunner:
     def _save(self, outcome: Outcome) -> Path:
         assert outcome.params is not None, "only outcomes with a model are saved"
         path = fresh_path(self.folder)
-        save_model(outcome.params, outcome.history, self._state.config, path, **outcome.metadata)
+        save_model(
+            outcome.params,
+            outcome.history,
+            self._state.config,
+            path,
+            FROM_TRAIN_PAGE,
+            outcome.story,
+            **outcome.metadata,
+        )
         return path
 
     # -- the app's model -----------------------------------------------------------------
@@ -376,7 +385,7 @@ def training_job(config: TrainConfig) -> Job:
     """Train a new network with `config`; its test accuracy goes into the summary."""
 
     def job(run: Run, mnist: Mnist) -> Outcome:
-        (train_x, train_y), (val_x, val_y), n_drawn = training_data(mnist, config)
+        (train_x, train_y), (val_x, val_y), story = training_data(mnist, config)
         run.expect(config.epochs, len(train_x))
         started = time.perf_counter()
         network, history = fit(
@@ -389,10 +398,8 @@ def training_job(config: TrainConfig) -> Job:
         return Outcome(
             params=network.export(),
             history=history,
-            summary=[
-                f"Test accuracy {score:.2%} ({done} on {len(train_x) - n_drawn:,} MNIST images"
-                + (f" and {n_drawn:,} drawn ones)." if n_drawn else ").")
-            ],
+            summary=[f"Test accuracy {score:.2%}, {done} on {story.sentence()}."],
+            story=story,
             metadata={
                 "test_accuracy": score,
                 "seed": config.seed,
@@ -407,7 +414,7 @@ def tuning_job(base: TrainConfig, budget: int) -> Job:
     """Search lr, weight decay and epochs on the validation split; no model is saved."""
 
     def job(run: Run, mnist: Mnist) -> Outcome:
-        (train_x, train_y), (val_x, val_y), _ = training_data(mnist, base)
+        (train_x, train_y), (val_x, val_y), story = training_data(mnist, base)
         run.say(f"Trial 1 of {budget}…", progress=0.0)
         trials = tuning.search(
             base, train_x, train_y, val_x, val_y, budget, run.on_trial, run.should_stop
@@ -418,8 +425,8 @@ def tuning_job(base: TrainConfig, budget: int) -> Job:
         return Outcome(
             summary=[
                 f"Best: learning rate {top.lr:g}, weight decay {top.weight_decay:g}, "
-                f"{top.epochs} epochs: {top.val_accuracy:.2%} on {len(val_x):,} validation "
-                f"images (trained on {len(train_x):,})."
+                f"{top.epochs} epochs: {top.val_accuracy:.2%} on the validation digits "
+                f"(each trial learnt from {story.sentence()})."
             ]
         )
 

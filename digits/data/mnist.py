@@ -15,10 +15,12 @@ IMAGE_SIDE = 28
 N_PIXELS = IMAGE_SIDE * IMAGE_SIDE
 N_CLASSES = 10
 DATA_DIR = PROJECT_ROOT / "data" / "mnist"
+# MNIST's training set; its test set has the other 10,000.
+N_TRAIN = 60_000
 # MNIST training digits drawn as people draw them (drawn_digits.py makes the file): only the
 # first TRAIN_SOURCES are, as the last 5,000 are train.py's validation split.
 DRAWN_PATH = DATA_DIR.parent / "drawn" / "train-drawn.npz"
-TRAIN_SOURCES = 55_000
+TRAIN_SOURCES = N_TRAIN - 5_000
 # The command that draws DRAWN_PATH again.
 REDRAW = "`python -m digits.data.drawn_digits`"
 

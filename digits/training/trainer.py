@@ -19,6 +19,7 @@ from digits.data.mnist import (
     DRAWN_PATH,
     N_CLASSES,
     N_PIXELS,
+    N_TRAIN,
     Mnist,
     load_drawn_training_set,
     with_drawn,
@@ -93,23 +94,54 @@ class EpochRecord:
     seconds: float
 
 
+def split_sizes(n_images: int, val_size: int, limit: int | None = None) -> tuple[int, int]:
+    """(training, validation) image counts that split_train_val cuts from `n_images`."""
+    if not 0 <= val_size < n_images:
+        raise ValueError(f"val_size must be in [0, {n_images}), got {val_size}")
+    n_train, n_val = n_images - val_size, val_size
+    if limit is not None:
+        n_train, n_val = min(limit, n_train), min(max(limit // 10, 1), n_val)
+    return n_train, n_val
+
+
 def split_train_val(images, labels, val_size: int, limit: int | None = None):
     """Hold out the last `val_size` training images for validation (never the test set)."""
-    if not 0 <= val_size < len(images):
-        raise ValueError(f"val_size must be in [0, {len(images)}), got {val_size}")
-    cut = len(images) - val_size
-    train_x, train_y = images[:cut], labels[:cut]
-    val_x, val_y = images[cut:], labels[cut:]
-    if limit is not None:
-        train_x, train_y = train_x[:limit], train_y[:limit]
-        val_x, val_y = val_x[: max(limit // 10, 1)], val_y[: max(limit // 10, 1)]
-    return (train_x, train_y), (val_x, val_y)
+    n_train, n_val = split_sizes(len(images), val_size, limit)
+    val = slice(len(images) - val_size, len(images) - val_size + n_val)
+    return (images[:n_train], labels[:n_train]), (images[val], labels[val])
+
+
+@dataclass(frozen=True)
+class DataStory:
+    """What a model learnt from, in the words every page and command uses."""
+
+    mnist: int  # MNIST's training images in all, the validation split among them
+    train: int  # of them, the ones trained on
+    validation: int
+    drawn: int  # MNIST training digits drawn again as people draw them, added to `train`
+
+    @classmethod
+    def of(cls, config: dict, n_drawn: int, n_mnist: int = N_TRAIN) -> DataStory:
+        """The story of a run from its config (as in a model file) and its drawn count."""
+        val_size = config.get("val_size", TrainConfig.val_size)
+        return cls(n_mnist, *split_sizes(n_mnist, val_size, config.get("limit")), n_drawn)
+
+    def sentence(self) -> str:
+        """E.g. "the 60,000 MNIST training digits, 5,000 of them held out for validation, plus
+        40,000 drawn digits"."""
+        used = self.train + self.validation
+        which = f"the {used:,}" if used == self.mnist else f"{used:,} of the {self.mnist:,}"
+        drawn = f", plus {self.drawn:,} drawn digits" if self.drawn else ""
+        return (
+            f"{which} MNIST training digits, {self.validation:,} of them held out for "
+            f"validation{drawn}"
+        )
 
 
 def training_data(data: Mnist, config: TrainConfig, drawn_file: Path | str = DRAWN_PATH):
-    """(train_x, train_y), (val_x, val_y), n_drawn for `config`: its MNIST split, and drawings.
+    """(train_x, train_y), (val_x, val_y), story for `config`: its MNIST split, and drawings.
 
-    With config.drawn, the n_drawn drawings of the split's training images are appended to them
+    With config.drawn, the drawings of the split's training images are appended to them
     (drawn_digits.py); raises DatasetError if that file is missing or damaged.
     """
     (train_x, train_y), val = split_train_val(
@@ -118,7 +150,8 @@ def training_data(data: Mnist, config: TrainConfig, drawn_file: Path | str = DRA
     n_mnist = len(train_x)
     if config.drawn:
         train_x, train_y = with_drawn(train_x, train_y, load_drawn_training_set(drawn_file))
-    return (train_x, train_y), val, len(train_x) - n_mnist
+    story = DataStory(len(data.train_images), n_mnist, len(val[0]), len(train_x) - n_mnist)
+    return (train_x, train_y), val, story
 
 
 def make_schedule(config: TrainConfig, steps_per_epoch: int):

@@ -32,7 +32,7 @@ from digits.app.user_store import UserStore, original_png
 from digits.data.styled_digits import STROKES, styled_samples
 from model_loader import MODEL_PATH
 
-# A run long enough to be caught under way: all 55,000 images, 20 epochs (about 15 s).
+# A run long enough to be caught under way: all the training images, 20 epochs (about 15 s).
 RUN_TIMEOUT_MS = 60_000
 # Where the slashed zero is drawn, (left, top, height) in canvas pixels: first to be corrected,
 # then, after fine-tuning, smaller and elsewhere, so the model has not seen that input.

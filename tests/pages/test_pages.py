@@ -235,6 +235,31 @@ def test_history_shows_loss_and_accuracy_per_epoch(monkeypatch):
     assert not at.info
 
 
+SHIPPED_STORY = (
+    "the 60,000 MNIST training digits, 5,000 of them held out for validation, plus 39,999 drawn "
+    "digits"
+)
+
+
+def test_history_says_where_the_model_came_from_and_what_its_figures_mean(monkeypatch):
+    at = page(monkeypatch, "history").run()
+    assert_no_exception(at)
+    said = " ".join(m.value for m in [*at.markdown, *at.caption])
+    assert f"Made by `python train.py`; it learnt from {SHIPPED_STORY}." in said
+    for term in ("**Epoch**", "**Loss**", "**Validation accuracy**"):
+        assert term in said
+    assert "the 5,000 held-out validation digits" in said
+
+
+def test_dataset_and_train_pages_tell_the_shipped_models_data_in_the_same_words(monkeypatch):
+    dataset = page(monkeypatch, "dataset").run()
+    train = page(monkeypatch, "training").run()
+    assert_no_exception(dataset)
+    assert_no_exception(train)
+    assert any(SHIPPED_STORY in m.value for m in dataset.markdown)
+    assert any(SHIPPED_STORY in c.value for c in train.caption)
+
+
 def test_a_model_without_a_history_file_gets_the_note(monkeypatch, tmp_path):
     model = tmp_path / "model.pkl"
     shutil.copy(MODEL_PATH, model)

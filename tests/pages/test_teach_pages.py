@@ -127,7 +127,11 @@ def test_a_run_started_on_the_page_shows_its_progress_then_its_result_and_its_ow
     (done,) = at.success
     assert done.value.startswith("Finished in")
     assert "Test accuracy" in done.value
-    assert re.search(r"trained on 1,000 MNIST images and \d{3} drawn ones", done.value)
+    assert re.search(
+        r"trained on 1,100 of the 60,000 MNIST training digits, 100 of them held out for "
+        r"validation, plus \d{3} drawn digits\.",
+        done.value,
+    )
     curves = at.get("arrow_vega_lite_chart") + at.get("vega_lite_chart")
     assert len(curves) == 2
     for chart in curves:
@@ -146,7 +150,7 @@ def test_unticking_drawn_digits_trains_on_mnist_alone(teach):
     at.checkbox(key="tr-drawn").uncheck()
     at = run_until_done(start_quick_training(at))
     (done,) = at.success
-    assert "trained on 1,000 MNIST images)." in done.value
+    assert done.value.endswith("100 of them held out for validation.")
     (run_file,) = runs.glob("*.pkl")
     assert load_params(run_file)["config"]["drawn"] is False
 

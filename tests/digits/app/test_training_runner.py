@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digits.app.insights import read_history
 from digits.app.training_runner import (
     CHOICE,
     POINTS_PER_EPOCH,
@@ -29,7 +30,7 @@ from digits.app.training_runner import (
 )
 from digits.data.mnist import Mnist, load_drawn_training_set
 from digits.training import tuning
-from digits.training.checkpoint import history_path
+from digits.training.checkpoint import FROM_TRAIN_PAGE, history_path
 from digits.training.finetune import FinetuneConfig, FinetuneError
 from digits.training.trainer import TrainConfig
 from model_loader import MODEL_PATH, ModelFileError, load_params
@@ -345,14 +346,21 @@ def test_a_file_the_app_cannot_read_is_never_chosen(runner):
 def test_a_training_run_adds_the_drawn_digits_only_when_its_config_asks(runner, mnist):
     drawn = load_drawn_training_set()
     expected = np.count_nonzero(drawn["source"] < 2000)
-    cases = ((False, "on 2,000 MNIST images)."), (True, f"and {expected:,} drawn ones)."))
+    split = "MNIST training digits, 200 of them held out for validation"
+    cases = ((False, f"{split}."), (True, f"{split}, plus {expected:,} drawn digits."))
     for with_drawn, summary in cases:
         config = TrainConfig(epochs=1, **{**TINY, "drawn": with_drawn, "limit": 2000})
         runner.start("training", training_job(config), config.to_dict())
         state = runner.wait(WAIT_S)
         assert state.status == "finished", state.message
+        assert "trained on 2,200 of the " in state.summary[0]
         assert summary in state.summary[0]
         assert load_params(state.model_file)["config"]["drawn"] is with_drawn
+        history = read_history(history_path(state.model_file))
+        assert history is not None
+        assert history.source == FROM_TRAIN_PAGE, "the History page says where it came from"
+        assert history.story is not None
+        assert history.story.drawn == (expected if with_drawn else 0)
 
 
 def test_a_search_run_reports_each_trial_as_it_ends_and_saves_no_model(runner):

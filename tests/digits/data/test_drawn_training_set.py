@@ -95,17 +95,17 @@ def test_only_drawings_of_the_training_images_given_are_added(small_set, mnist):
 
 
 def test_training_data_adds_the_drawings_of_its_own_split_only(committed, mnist):
-    (x, y), (val_x, _), n_drawn = training_data(mnist, TrainConfig(limit=1000))
-    assert n_drawn == np.count_nonzero(committed["source"] < 1000) > 0
-    assert len(x) == len(y) == 1000 + n_drawn
+    (x, y), (val_x, _), story = training_data(mnist, TrainConfig(limit=1000))
+    assert story.drawn == np.count_nonzero(committed["source"] < 1000) > 0
+    assert len(x) == len(y) == 1000 + story.drawn
     np.testing.assert_array_equal(x[1000:], committed["images"][committed["source"] < 1000])
     # Validation stays MNIST's own images, from the end of the training set.
     np.testing.assert_array_equal(val_x, mnist.train_images[55_000:55_100])
 
 
 def test_training_data_without_drawn_is_the_mnist_split(mnist):
-    (x, _), _, n_drawn = training_data(mnist, TrainConfig(limit=1000, drawn=False))
-    assert n_drawn == 0
+    (x, _), _, story = training_data(mnist, TrainConfig(limit=1000, drawn=False))
+    assert story.drawn == 0
     np.testing.assert_array_equal(x, mnist.train_images[:1000])
 
 

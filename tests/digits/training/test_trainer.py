@@ -7,10 +7,12 @@ from digits.data.mnist import to_input
 from digits.training.prefetch import ThreadPrefetcher
 from digits.training.trainer import (
     PREFETCH_CHUNK,
+    DataStory,
     TrainConfig,
     fit,
     iterate_batches,
     make_schedule,
+    split_sizes,
     split_train_val,
     steps_per_epoch,
 )
@@ -150,3 +152,21 @@ def test_fit_steps_with_the_batch_size_asked_for_even_above_a_chunk(small):
     sizes = []
     fit(quick(epochs=1, batch_size=2500), *small, on_batch=lambda n, *_: sizes.append(n))
     assert sizes == [2500, 500]
+
+
+def test_the_data_story_counts_what_split_train_val_cuts(mnist):
+    for limit in (None, 1000):
+        (tx, _), (vx, _) = split_train_val(mnist.train_images, mnist.train_labels, 5000, limit)
+        assert split_sizes(len(mnist.train_images), 5000, limit) == (len(tx), len(vx))
+    story = DataStory.of({"val_size": 5000, "limit": 1000}, n_drawn=700)
+    assert story == DataStory(mnist=60_000, train=1000, validation=100, drawn=700)
+
+
+def test_the_data_story_reads_as_one_sentence():
+    assert DataStory(60_000, 55_000, 5_000, 40_000).sentence() == (
+        "the 60,000 MNIST training digits, 5,000 of them held out for validation, plus 40,000 "
+        "drawn digits"
+    )
+    assert DataStory(60_000, 1_000, 100, 0).sentence() == (
+        "1,100 of the 60,000 MNIST training digits, 100 of them held out for validation"
+    )
