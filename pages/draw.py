@@ -223,7 +223,10 @@ def upload_tab(classifier: Classifier, is_open: bool) -> CurrentInput | None:
         return None
     reading = read_digit(classifier, preprocess(image))
     original, result = st.columns([1, 1.2])
-    original.image(preview(image, CANVAS_SIDE), caption=name)
+    # Framed, so a blank white (or black) image still shows where it is, above its name.
+    original.container(border=True, width="content").image(
+        preview(image, CANVAS_SIDE), caption=name
+    )
     with result:
         show_reading(reading, key="upload", original=image)
     return CurrentInput("upload", reading.preprocessed, name=name)

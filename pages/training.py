@@ -58,6 +58,10 @@ from pages.shared import (
 
 # How often the live panel asks the runner for news while a run is under way.
 POLL_SECONDS = 0.5
+# While a run is under way the panel reruns every POLL_SECONDS, and a rerun slowed by the
+# training makes Streamlit show its own "Running… Stop" beside the panel's Stop (which stops
+# only the rerun): the panel's is the one Stop.
+ONE_STOP_CSS = "<style>[data-testid='stStatusWidget'] { visibility: hidden; }</style>"
 # Drawn test digits a finished run and the model in use are compared on: enough to tell them
 # apart, few enough to draw in seconds once per server.
 DRAWN_CHECK_SIZE = 500
@@ -532,6 +536,7 @@ def main() -> None:
         finetune_form(runner, state.active)
     st.divider()
     if state.active:
+        st.html(ONE_STOP_CSS)
         st.fragment(live_run, run_every=POLL_SECONDS)(runner)
     else:
         finished_run(runner, state)

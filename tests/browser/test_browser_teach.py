@@ -127,6 +127,20 @@ def test_a_correction_drawn_in_the_browser_becomes_a_sample(browser, teach_serve
     page.close()
 
 
+def status_widget_hidden(page) -> bool:
+    """Whether the page's CSS hides Streamlit's "Running… Stop" widget, whenever it appears."""
+    return page.evaluate(
+        """() => {
+            const probe = document.createElement("div");
+            probe.dataset.testid = "stStatusWidget";
+            document.body.appendChild(probe);
+            const hidden = getComputedStyle(probe).visibility === "hidden";
+            probe.remove();
+            return hidden;
+        }"""
+    )
+
+
 def test_the_train_page_shows_a_run_live_stops_it_and_uses_its_model(
     browser,
     teach_server,
@@ -151,6 +165,7 @@ def test_the_train_page_shows_a_run_live_stops_it_and_uses_its_model(
     )
     page.screenshot(path=SCREENSHOTS / "teach_train_running.png")
     assert model.read_bytes() == before, "a run must not touch the app's model"
+    assert status_widget_hidden(page), "one Stop: Streamlit's own shows only while a poll is slow"
 
     page.get_by_role("button", name="Stop").click()
     expect(page.get_by_text(re.compile(r"^Stopped after"))).to_be_visible(timeout=RUN_TIMEOUT_MS)
@@ -159,6 +174,7 @@ def test_the_train_page_shows_a_run_live_stops_it_and_uses_its_model(
     expect(use).to_be_visible(timeout=RUN_TIMEOUT_MS)
     page.screenshot(path=SCREENSHOTS / "teach_train_stopped.png")
     assert model.read_bytes() == before, "only Use this model replaces the app's model"
+    assert not status_widget_hidden(page), "with no run under way, Streamlit's status is back"
 
     use.click()
     expect(page.get_by_text(re.compile(r"^The app now uses your model"))).to_be_visible(

@@ -227,6 +227,35 @@ def test_an_uploaded_photo_goes_through_the_same_pipeline(app, mnist):
     assert app.session_state[CURRENT_INPUT].source == "upload"
 
 
+def enclosing_blocks(at: AppTest, element) -> list:
+    """The blocks that hold `element`, outermost first."""
+
+    def path_to(node, path):
+        for child in getattr(node, "children", {}).values():
+            if child is element:
+                return path
+            found = path_to(child, [*path, child])
+            if found is not None:
+                return found
+        return None
+
+    return path_to(at._tree, []) or []
+
+
+def test_a_blank_uploads_preview_is_framed_with_its_name(app):
+    app.run()
+    open_tab(app, TAB_UPLOAD)
+    blank = np.full((200, 300), 255, np.uint8)
+    app.file_uploader[0].set_value(("blank.png", png_bytes(blank), "image/png")).run()
+    assert_no_exception(app)
+    (shown,) = app.image
+    assert shown.captions == ["blank.png"]
+    (holder,) = enclosing_blocks(app, shown)[-1:]
+    assert holder.proto.flex_container.border, "white on a white page needs a frame to be seen"
+    (warning,) = app.warning
+    assert warning.value.startswith("No digit found")
+
+
 def test_a_broken_upload_gets_one_plain_error_line(app):
     app.run()
     open_tab(app, TAB_UPLOAD)
