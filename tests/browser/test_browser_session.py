@@ -18,24 +18,21 @@ from helpers.browser import (
     draw_digit,
     open_app,
     prediction,
+    sidebar_link,
 )
 from PIL import Image
 from playwright.sync_api import expect
-
-
-def sidebar_link(page, title: str) -> None:
-    page.get_by_test_id("stSidebarNavLink").filter(has_text=title).click()
 
 
 def test_the_drawing_survives_a_visit_to_another_page(browser, app_url):
     page = open_app(browser, app_url, DESKTOP)
     draw_digit(page, 7, 60, 40, 180)
     expect(prediction(page)).to_have_text("7", timeout=UPDATE_TIMEOUT_MS)
-    sidebar_link(page, "Inside the network")
+    sidebar_link(page, "Inside the network").click()
     expect(page.get_by_role("heading", name="Inside the network")).to_be_visible(
         timeout=UPDATE_TIMEOUT_MS
     )
-    sidebar_link(page, "Draw a digit")
+    sidebar_link(page, "Draw a digit").click()
     expect(prediction(page)).to_have_text("7", timeout=UPDATE_TIMEOUT_MS)
     assert canvas_ink(page) > 0, "the pad came back empty"
     page.mouse.move(0, 0)
@@ -56,11 +53,11 @@ def test_the_upload_and_the_open_tab_survive_a_visit_to_another_page(browser, ap
     )
     digit = str(mnist.test_labels[1])
     expect(prediction(page)).to_have_text(digit, timeout=UPDATE_TIMEOUT_MS)
-    sidebar_link(page, "Weights")
+    sidebar_link(page, "Weights").click()
     expect(page.get_by_role("heading", name="Weights").first).to_be_visible(
         timeout=UPDATE_TIMEOUT_MS
     )
-    sidebar_link(page, "Draw a digit")
+    sidebar_link(page, "Draw a digit").click()
     expect(page.get_by_role("tab", name="Upload", selected=True)).to_be_visible(
         timeout=UPDATE_TIMEOUT_MS
     )

@@ -22,6 +22,7 @@ from helpers.browser import (
     open_app,
     prediction,
     press_clear,
+    sidebar_link,
     streamlit_server,
     wait_for_images,
 )
@@ -53,10 +54,6 @@ def teach_server(tmp_path_factory):
     log = SCREENSHOTS.parent / "streamlit_test_browser_teach.log"
     with streamlit_server("app.py", log, env=env) as (url, _):
         yield url, model, db, runs
-
-
-def sidebar_link(page, name: str):
-    return page.get_by_test_id("stSidebarNav").get_by_role("link", name=name, exact=True)
 
 
 def network_view(page):

@@ -67,6 +67,11 @@ ONE_DIGIT = re.compile(r"^[0-9]$")
 ASPECT = 0.7
 
 
+def sidebar_link(page, name: str):
+    """The locator of the sidebar's link to the page titled `name`."""
+    return page.get_by_test_id("stSidebarNav").get_by_role("link", name=name, exact=True)
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as s:
