@@ -45,10 +45,19 @@ def reused(cache: dict, name: str, shape: tuple[int, ...], dtype, fill=None) -> 
 class Dense:
     """Affine map y = x @ W + b; x: (N, D_in) -> y: (N, D_out)."""
 
-    def __init__(self, W: np.ndarray, b: np.ndarray, need_input_grad: bool = True):
+    def __init__(
+        self,
+        W: np.ndarray,
+        b: np.ndarray,
+        need_input_grad: bool = True,
+        need_param_grads: bool = True,
+    ):
         self.params = {"W": W, "b": b}
-        self.grads = {"W": np.zeros_like(W), "b": np.zeros_like(b)}
-        # The first layer's input gradient is never used, and it costs a third of the backward pass.
+        # An inference-only network (network.Classifier) backpropagates to its input alone.
+        self.need_param_grads = need_param_grads
+        self.grads = {"W": np.zeros_like(W), "b": np.zeros_like(b)} if need_param_grads else {}
+        # In training the first layer's input gradient is never used, and it costs a third of the
+        # backward pass; an explanation asks for it per call (backward's need_input_grad).
         self.need_input_grad = need_input_grad
         self.x: np.ndarray | None = None
         self.buffers: dict = {}
@@ -65,15 +74,18 @@ class Dense:
         y += b
         return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+    def backward(self, dy: np.ndarray, need_input_grad: bool | None = None) -> np.ndarray | None:
+        """Gradient w.r.t. x (N, D_in), or None when not needed (None: as set at construction)."""
         W, x = self.params["W"], self.x
         if x is None:
             raise RuntimeError("backward() needs a forward(train=True) first")
-        np.matmul(x.T, dy, out=self.grads["W"])
-        # The column sums as a product with a ones vector: one BLAS call, about 3x faster than
-        # np.sum(axis=0) on a (128, 128) batch.
-        np.matmul(reused(self.buffers, "ones", (len(dy),), dy.dtype, 1), dy, out=self.grads["b"])
-        if not self.need_input_grad:
+        if self.need_param_grads:
+            np.matmul(x.T, dy, out=self.grads["W"])
+            # The column sums as a product with a ones vector: one BLAS call, about 3x faster
+            # than np.sum(axis=0) on a (128, 128) batch.
+            ones = reused(self.buffers, "ones", (len(dy),), dy.dtype, 1)
+            np.matmul(ones, dy, out=self.grads["b"])
+        if not (self.need_input_grad if need_input_grad is None else need_input_grad):
             return None
         dx = reused(self.buffers, "dx", x.shape, np.result_type(dy, W))
         return np.matmul(dy, W.T, out=dx)

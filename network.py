@@ -129,12 +129,22 @@ class MLP:
         """
         out = self.forward(x, train=True)
         loss = self.loss.forward(out, labels)
-        d = self.loss.backward()
-        if self.output is not None:
-            d = self.output.backward(d)
-        for layer in reversed(self.layers):
-            d = layer.backward(d)
+        self.backward(self.loss.backward())
         return loss, self.loss.n_correct
+
+    def backward(self, d_out: np.ndarray, input_grad: bool = False) -> np.ndarray | None:
+        """Backpropagate d(loss)/d(output) (N, C) after forward(train=True).
+
+        Parameter gradients land in self.grads; returns d(loss)/dx (N, D) if input_grad, else None.
+        """
+        d = d_out if self.output is None else self.output.backward(d_out)
+        first, *rest = self.layers
+        for layer in reversed(rest):
+            d = layer.backward(d)
+        dx = first.backward(d, need_input_grad=input_grad)
+        if dx is not None and self.input_std != 1.0:
+            dx = dx * self.dtype.type(1.0 / self.input_std)  # forward divides x by input_std
+        return dx
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities in eval mode; x: (N, D) -> (N, C) rows summing to 1."""
@@ -197,6 +207,23 @@ class Classifier:
             outs.append(h)
         return outs
 
+    def trace(self, x: np.ndarray) -> Trace:
+        """A forward pass kept for its backward; x: (N, 784) in the weights' dtype (float32 or
+        float64 for gradient checks)."""
+        layers: list = []
+        name = self.params.get("activation", "relu")
+        for i, (W, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            layers.append(Dense(W, b, need_param_grads=False))
+            if i < len(self.weights) - 1:
+                layers.append(ACTIVATIONS[name]())
+        h = np.asarray(x, dtype=self.weights[0].dtype)
+        outputs = []
+        for layer in layers:
+            h = layer.forward(h, train=True)
+            if not isinstance(layer, Dense) or layer is layers[-1]:
+                outputs.append(h)
+        return Trace(layers, outputs)
+
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities; x: (N, 784) or (784,) -> (N, 10) or (10,)."""
         x = np.asarray(x, dtype=np.float32)
@@ -207,3 +234,30 @@ class Classifier:
         else:
             proba = output_to_proba(sigmoid(logits), "mse")
         return proba[0] if single else proba
+
+
+class Trace:
+    """One forward pass of a Classifier with its layers, which hold what backward needs.
+
+    `outputs` are as Classifier.hidden_and_logits gives them: each hidden layer's activations
+    (N, n_k), then the logits (N, 10). Made per call, so the Classifier stays stateless.
+    """
+
+    def __init__(self, layers: list, outputs: list[np.ndarray]):
+        self.layers, self.outputs = layers, outputs
+
+    @property
+    def logits(self) -> np.ndarray:
+        return self.outputs[-1]
+
+    def backward(self, d_logits: np.ndarray) -> list[np.ndarray]:
+        """Gradients of sum(d_logits * logits), d_logits (N, 10), with respect to the input and
+        each hidden layer's activations: [(N, 784), (N, n_1), ...], each a new array."""
+        grads = []
+        # A copy: activation backward steps work in place on their dy.
+        d = np.array(d_logits, dtype=self.logits.dtype)
+        for layer in reversed(self.layers):
+            d = layer.backward(d)
+            if isinstance(layer, Dense):
+                grads.append(d.copy())  # the next step overwrites it in place
+        return grads[::-1]

@@ -17,7 +17,7 @@ import pandas as pd
 from digits.data.mnist import IMAGE_SIDE, N_CLASSES, Mnist
 from digits.training.evaluation import confusion_matrix, predict_proba_batched
 from digits.training.trainer import DataStory
-from layers import ACTIVATIONS, sigmoid
+from layers import sigmoid
 from network import Classifier
 
 # Diverging colours for weights (ColorBrewer RdBu ends and its near-white middle): red pixels
@@ -159,21 +159,12 @@ def first_layer_attribution(classifier: Classifier, x: np.ndarray, target: int) 
     For a ReLU network the map from the first hidden layer to the logits is linear once the
     input fixes which later units are on, so h1_j times that map's weight is unit j's exact share.
     """
-    weights, biases = classifier.weights, classifier.biases
-    if len(weights) < 2:
+    if len(classifier.weights) < 2:
         raise ValueError("This model has no hidden layer, so there are no units to attribute to.")
     name = classifier.params.get("activation", "relu")
-    h1 = classifier.hidden_and_logits(np.asarray(x, np.float32)[None])[0]
-    a, later = h1, []
-    for W, b in zip(weights[1:-1], biases[1:-1], strict=True):
-        layer = ACTIVATIONS[name]()
-        a = layer.forward(a @ W + b)
-        later.append((layer, W))
-    score = float((a @ weights[-1][:, target])[0] + biases[-1][target])
-    # A copy: activation backward steps work in place, and the weights belong to a cached model.
-    grad = weights[-1][:, target][None].copy()
-    for layer, W in reversed(later):
-        grad = layer.backward(grad) @ W.T
+    trace = classifier.trace(np.asarray(x, np.float32)[None])
+    h1, score = trace.outputs[0], float(trace.logits[0, target])
+    grad = trace.backward(np.eye(trace.logits.shape[1], dtype=np.float32)[[target]])[1]
     return Attribution(target, (h1 * grad)[0], score, name in PIECEWISE_LINEAR)
 
 

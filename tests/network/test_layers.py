@@ -60,6 +60,24 @@ def test_first_dense_layer_skips_the_unused_input_gradient(rng):
     assert np.all(layer.grads["b"] == 4)
 
 
+def test_dense_gives_its_input_gradient_when_one_call_asks_for_it(rng):
+    W = rng.standard_normal((3, 2))
+    layer = Dense(W, np.zeros(2), need_input_grad=False)
+    layer.forward(rng.standard_normal((4, 3)), train=True)
+    dy = rng.standard_normal((4, 2))
+    np.testing.assert_allclose(layer.backward(dy, need_input_grad=True), dy @ W.T)
+    assert layer.backward(dy) is None
+
+
+def test_dense_without_parameter_gradients_keeps_none_and_still_backpropagates(rng):
+    W = rng.standard_normal((3, 2))
+    layer = Dense(W, np.zeros(2), need_param_grads=False)
+    layer.forward(rng.standard_normal((4, 3)), train=True)
+    dy = rng.standard_normal((4, 2))
+    np.testing.assert_allclose(layer.backward(dy), dy @ W.T)
+    assert layer.grads == {}
+
+
 @pytest.mark.parametrize("activation", [ReLU, LeakyReLU, Sigmoid, Softmax])
 def test_activation_gradients_match_finite_differences(activation, rng):
     # Keep inputs away from ReLU's kink at 0, where the derivative is undefined.

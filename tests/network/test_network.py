@@ -37,6 +37,74 @@ def test_whole_network_gradient_matches_finite_differences(options):
     assert rel_error(analytic, numeric) < TOLERANCE
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"activation": "sigmoid", "loss": "mse"},
+        {"batchnorm": True},
+        {"input_mean": 0.13, "input_std": 0.31},
+    ],
+    ids=["relu", "sigmoid_mse", "batchnorm", "standardised_input"],
+)
+def test_backward_gives_the_input_gradient_that_finite_differences_give(options):
+    rng = np.random.default_rng(1)
+    net = small_network(**options)
+    x, y = rng.random((8, 6)), rng.integers(0, 3, 8)
+    net.loss.forward(net.forward(x, train=True), y)
+    analytic = net.backward(net.loss.backward(), input_grad=True).copy()
+    numeric = numeric_grad(lambda: net.loss.forward(net.forward(x, train=True), y), x)
+    assert rel_error(analytic, numeric) < TOLERANCE
+
+
+def test_backward_leaves_out_the_input_gradient_unless_asked():
+    rng = np.random.default_rng(1)
+    net = small_network()
+    x, y = rng.random((8, 6)), rng.integers(0, 3, 8)
+    net.loss.forward(net.forward(x, train=True), y)
+    assert net.backward(net.loss.backward()) is None
+
+
+def float64_classifier(activation: str) -> Classifier:
+    """A 6-5-4-3 Classifier in float64 with nonzero biases, for gradient checks."""
+    net = small_network(activation=activation)
+    params = net.export()
+    params["weights"] = [w.astype(np.float64) for w in params["weights"]]
+    params["biases"] = [b.astype(np.float64) for b in params["biases"]]
+    return Classifier(params)
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "sigmoid"])
+def test_classifier_backward_matches_finite_differences_at_input_and_hidden_layers(activation):
+    rng = np.random.default_rng(2)
+    clf = float64_classifier(activation)
+    x, d_logits = rng.random((4, 6)), rng.standard_normal((4, 3))
+    trace = clf.trace(x)
+    d_x, d_h1, d_h2 = trace.backward(d_logits)
+    numeric = numeric_grad(lambda: float(np.sum(d_logits * clf.trace(x).logits)), x)
+    assert rel_error(d_x, numeric) < TOLERANCE
+    # The logits as a function of the first hidden layer's activations.
+    W, b = clf.weights[1:], clf.biases[1:]
+    h1 = trace.outputs[0].copy()
+    later = Classifier({**clf.params, "weights": W, "biases": b})
+    numeric_h1 = numeric_grad(lambda: float(np.sum(d_logits * later.trace(h1).logits)), h1)
+    assert rel_error(d_h1, numeric_h1) < TOLERANCE
+    assert d_h2.shape == (4, 4)
+
+
+def test_classifier_trace_agrees_with_inference_and_can_go_back_twice():
+    clf = Classifier(MLP((784, 16, 8, 10), np.random.default_rng(3)).export())
+    x = np.random.default_rng(4).random((3, 784), dtype=np.float32)
+    trace = clf.trace(x)
+    for got, want in zip(trace.outputs, clf.hidden_and_logits(x), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    d = np.eye(10, dtype=np.float32)[[1, 2, 3]]
+    first = trace.backward(d)[0]
+    trace.backward(-d)
+    np.testing.assert_allclose(trace.backward(d)[0], first)
+    assert first.dtype == np.float32
+
+
 def test_parameters_live_in_one_flat_buffer_with_weights_first():
     net = MLP((784, 128, 64, 10), np.random.default_rng(0))
     n_weights = 784 * 128 + 128 * 64 + 64 * 10
