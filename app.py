@@ -16,6 +16,7 @@ PAGES = {
     ],
     "Look inside": [
         ("pages/inside.py", "Inside the network", "Inside", ":material/hub:"),
+        ("pages/explain.py", "Why did it say that?", "Why?", ":material/help:"),
         ("pages/weights.py", "Weights", "Weights", ":material/grid_on:"),
         ("pages/model_evaluation.py", "Evaluation", "Evaluation", ":material/fact_check:"),
         ("pages/dataset.py", "Dataset", "Dataset", ":material/dataset:"),

@@ -7,16 +7,18 @@ import numpy as np
 import streamlit as st
 
 from digits.app import insights
-from digits.app.logic import CurrentInput, enlarge, mnist_input, read_digit
+from digits.app.logic import enlarge, read_digit
 from digits.data.mnist import IMAGE_SIDE
 from pages.shared import (
-    CURRENT_INPUT,
-    DRAW_PAGE,
-    EXAMPLE_KEY,
+    EXPLAIN_PAGE,
     OTHER_COLOUR,
     TOP_COLOUR,
+    UNIT_PARAM,
+    UNIT_VIEW,
+    VIEW_PARAM,
     classifier_or_stop,
-    mnist_test_set,
+    current_or_example,
+    describe,
 )
 
 # The input is shown at 4x (112 px); each unit's weight image at 3x (84 px), six across a
@@ -30,17 +32,6 @@ CELL = 20
 BAR_STEP = 20
 # Hidden units go from white (off) to dark blue (most active).
 OFF_COLOUR, ON_COLOUR = "#FFFFFF", "#08519C"
-SOURCES = {"canvas": "your drawing", "upload": "the uploaded image", "mnist": "the MNIST digit"}
-
-
-def describe(current) -> str:
-    """Where the current input came from, in a few words."""
-    text = SOURCES.get(current.source, current.source)
-    if current.name:
-        text += f" {current.name}"
-    if current.label is not None:
-        text += f" (true label {current.label})"
-    return text
 
 
 def markdown_safe(text: str) -> str:
@@ -95,26 +86,6 @@ def logit_chart(steps) -> alt.Chart:
     )
 
 
-def current_or_example() -> CurrentInput:
-    """The input last drawn, uploaded or picked; with none, a random MNIST test digit."""
-    current = st.session_state.get(CURRENT_INPUT)
-    if current is not None and current.preprocessed.has_digit:
-        return current
-    if current is not None:
-        st.warning(current.preprocessed.reason)
-    images, labels = mnist_test_set()
-    # One example per session, so the page does not change under the learner on every visit.
-    index = st.session_state.setdefault(
-        EXAMPLE_KEY, int(np.random.default_rng().integers(len(images)))
-    )
-    with st.container(horizontal=True, vertical_alignment="center"):
-        st.info(f"Nothing drawn yet, so here is MNIST test digit #{index}. Draw your own:")
-        st.page_link(
-            st.Page(DRAW_PAGE, default=True), label="Go to the drawing pad", icon=":material/draw:"
-        )
-    return CurrentInput("mnist", mnist_input(images[index]), f"#{index}", int(labels[index]))
-
-
 def introduction(current, reading, x: np.ndarray, hidden, logits: np.ndarray) -> None:
     """What the page follows, with the input image, the prediction and its confidence."""
     st.write(
@@ -127,6 +98,11 @@ def introduction(current, reading, x: np.ndarray, hidden, logits: np.ndarray) ->
         st.image(enlarge(current.preprocessed.image, IMAGE_SCALE), caption="the network's input")
         st.metric("Prediction", str(reading.digit))
         st.metric("Confidence", reading.confidence_text())
+    st.page_link(
+        st.Page(EXPLAIN_PAGE),
+        label=f"Why {reading.digit}? Which pixels made it say so, and what would change it",
+        icon=":material/help:",
+    )
 
 
 def hidden_layers_section(hidden, top: np.ndarray, winner: int) -> None:
@@ -178,6 +154,14 @@ def top_units_section(classifier, x: np.ndarray, attribution, top: np.ndarray, w
     with st.container(horizontal=True):
         for j, tile in zip(top, found, strict=True):
             st.image(insights.upscale(tile, UNIT_SCALE), caption=f"unit {j}")
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.markdown("**The training digits each likes most**:")
+        for j in top:
+            st.page_link(
+                st.Page(EXPLAIN_PAGE),
+                label=f"unit {j}",
+                query_params={VIEW_PARAM: UNIT_VIEW, UNIT_PARAM: str(j)},
+            )
     shares = attribution.contributions
     shown, rest = shares[top].sum(), shares.sum() - shares[top].sum()
     st.caption(

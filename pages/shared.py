@@ -20,6 +20,7 @@ import streamlit as st
 from canvas import PEN_WIDTH_KEY
 from digits.app import insights
 from digits.app.insights import file_version
+from digits.app.logic import CurrentInput, mnist_input
 from digits.app.training_runner import chosen_model, runs_dir
 from digits.data.mnist import (
     DATA_DIR,
@@ -38,14 +39,19 @@ MODEL_ENV = "DIGITS_MODEL"
 CURRENT_INPUT = "current_input"
 # The main page, which the others link back to.
 DRAW_PAGE = Path(__file__).with_name("draw.py")
+# The "Why?" page, which Inside and Weights link to: its view and unit go in the query string.
+EXPLAIN_PAGE = Path(__file__).with_name("explain.py")
+VIEW_PARAM, UNIT_PARAM, UNIT_VIEW = "view", "unit", "unit"
 # The draw page's tabs, and the session-state keys of the open one and of the MNIST digit on show.
 TAB_DRAW, TAB_UPLOAD, TAB_MNIST = "Draw", "Upload", "MNIST test digit"
 TAB_KEY = "source_tab"
 SAMPLE_KEY = "mnist_sample_index"
-# The MNIST digit the Inside page shows to a learner who has drawn nothing yet.
+# The MNIST digit the Inside and Why pages show to a learner who has drawn nothing yet.
 EXAMPLE_KEY = "inside_example_index"
 # The upload on show, (name, bytes): the uploader itself forgets its file on another page.
 UPLOAD_KEY = "upload_kept"
+# How the pages name where the current input came from.
+SOURCES = {"canvas": "your drawing", "upload": "the uploaded image", "mnist": "the MNIST digit"}
 # Widgets whose values outlive a visit to another page (see keep_widget_state).
 KEPT_WIDGETS = (PEN_WIDTH_KEY, TAB_KEY)
 
@@ -146,3 +152,33 @@ def model_story(path: Path) -> DataStory | None:
     except ValueError:
         return None
     return None if history is None else history.story
+
+
+def describe(current) -> str:
+    """Where the current input came from, in a few words."""
+    text = SOURCES.get(current.source, current.source)
+    if current.name:
+        text += f" {current.name}"
+    if current.label is not None:
+        text += f" (true label {current.label})"
+    return text
+
+
+def current_or_example() -> CurrentInput:
+    """The input last drawn, uploaded or picked; with none, a random MNIST test digit."""
+    current = st.session_state.get(CURRENT_INPUT)
+    if current is not None and current.preprocessed.has_digit:
+        return current
+    if current is not None:
+        st.warning(current.preprocessed.reason)
+    images, labels = mnist_test_set()
+    # One example per session, so the page does not change under the learner on every visit.
+    index = st.session_state.setdefault(
+        EXAMPLE_KEY, int(np.random.default_rng().integers(len(images)))
+    )
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.info(f"Nothing drawn yet, so here is MNIST test digit #{index}. Draw your own:")
+        st.page_link(
+            st.Page(DRAW_PAGE, default=True), label="Go to the drawing pad", icon=":material/draw:"
+        )
+    return CurrentInput("mnist", mnist_input(images[index]), f"#{index}", int(labels[index]))

@@ -9,7 +9,15 @@ import streamlit as st
 from digits.app import insights
 from digits.data.mnist import IMAGE_SIDE
 from network import Classifier
-from pages.shared import OTHER_COLOUR, classifier_or_stop, model_path
+from pages.shared import (
+    EXPLAIN_PAGE,
+    OTHER_COLOUR,
+    UNIT_PARAM,
+    UNIT_VIEW,
+    VIEW_PARAM,
+    classifier_or_stop,
+    model_path,
+)
 
 # 16 units across, as many rows as it takes: 8 rows for 128 units.
 GRID_COLUMNS = 16
@@ -98,6 +106,13 @@ def unit_section(classifier: Classifier) -> None:
             st.metric("Strongest excitation", f"{column.max():+.3f}")
             st.metric("Strongest inhibition", f"{column.min():+.3f}")
             st.metric("Bias", f"{classifier.biases[0][unit]:+.3f}")
+    if len(classifier.weights) > 1:
+        st.page_link(
+            st.Page(EXPLAIN_PAGE),
+            label=f"The training digits that excite unit {unit} most",
+            icon=":material/help:",
+            query_params={VIEW_PARAM: UNIT_VIEW, UNIT_PARAM: str(unit)},
+        )
 
 
 def histograms_section(classifier: Classifier, histograms) -> None:

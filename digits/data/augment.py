@@ -47,15 +47,29 @@ def random_affine_matrices(
     n: int, rng: np.random.Generator, config: AugmentConfig, shape: tuple[int, int] = (28, 28)
 ) -> np.ndarray:
     """Random forward maps (n, 2, 3) float32 taking source pixel (x, y) to output M @ (x, y, 1)."""
-    h, w = shape
-    rotation = np.deg2rad(rng.uniform(-config.max_rotation_deg, config.max_rotation_deg, n))
+    rotation = rng.uniform(-config.max_rotation_deg, config.max_rotation_deg, n)
     scale = rng.uniform(*config.scale_range, n)
-    slant = np.tan(np.deg2rad(rng.uniform(-config.max_shear_deg, config.max_shear_deg, n)))
+    slant = rng.uniform(-config.max_shear_deg, config.max_shear_deg, n)
     shift = rng.uniform(-config.max_shift_px, config.max_shift_px, (n, 2))
+    return affine_matrices(rotation, scale, slant, shift, shape)
+
+
+def affine_matrices(
+    rotation_deg: np.ndarray,
+    scale: np.ndarray,
+    slant_deg: np.ndarray,
+    shift: np.ndarray,
+    shape: tuple[int, int] = (28, 28),
+) -> np.ndarray:
+    """Forward maps (n, 2, 3) float32 for n rotations, scales, slants (n,) and shifts (n, 2)."""
+    h, w = shape
+    rotation = np.deg2rad(np.asarray(rotation_deg, np.float64))
+    slant = np.tan(np.deg2rad(np.asarray(slant_deg, np.float64)))
+    scale = np.asarray(scale, np.float64)
     cos, sin = np.cos(rotation), np.sin(rotation)
     # rotation @ shear @ scale. With y pointing down, a positive angle turns the digit
     # counter-clockwise on screen and a positive slant leans it to the right, like italics.
-    linear = np.empty((n, 2, 2))
+    linear = np.empty((len(rotation), 2, 2))
     linear[:, 0, 0] = cos * scale
     linear[:, 0, 1] = (cos * -slant + sin) * scale
     linear[:, 1, 0] = -sin * scale
@@ -63,9 +77,9 @@ def random_affine_matrices(
     # About the image centre rather than each digit's centre of mass: MNIST already puts the
     # centre of mass there (to within a pixel), and the maps stay independent of the pixels.
     centre = np.array([(w - 1) / 2, (h - 1) / 2])
-    matrices = np.empty((n, 2, 3), np.float32)
+    matrices = np.empty((len(rotation), 2, 3), np.float32)
     matrices[:, :, :2] = linear
-    matrices[:, :, 2] = centre + shift - linear @ centre
+    matrices[:, :, 2] = centre + np.asarray(shift, np.float64) - linear @ centre
     return matrices
 
 

@@ -7,6 +7,7 @@ pages/model_evaluation.py); the real modules are imported here first all the sam
 
 import json
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -19,9 +20,13 @@ from digits.data.mnist import N_CLASSES, N_PIXELS
 from digits.data.preprocess import Preprocessed
 from digits.training.checkpoint import history_path
 from model_loader import MODEL_PATH, load_classifier, load_params, save_params
-from pages.shared import CURRENT_INPUT, EXAMPLE_KEY
+from pages.shared import CURRENT_INPUT, EXAMPLE_KEY, UNIT_PARAM, UNIT_VIEW, VIEW_PARAM
 
 TIMEOUT = 60
+# The "Why?" page's views, and the seconds each may take to render once its data is cached.
+EXPLAIN_VIEW_KEY = "explain_view"
+EXPLAIN_VIEWS = ("say", "not", "edit", "move", UNIT_VIEW)
+RENDER_SECONDS = 1.0
 
 
 def page(monkeypatch, name: str, model=None) -> AppTest:
@@ -57,7 +62,7 @@ def mnist_current_input(mnist, index: int) -> CurrentInput:
 # --- a missing model -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["inside", "weights", "model_evaluation"])
+@pytest.mark.parametrize("name", ["inside", "explain", "weights", "model_evaluation"])
 def test_a_page_that_needs_the_model_says_how_to_make_one(monkeypatch, tmp_path, name):
     at = page(monkeypatch, name, model=tmp_path / "missing.pkl").run()
     assert_no_exception(at)
@@ -281,7 +286,7 @@ def test_a_broken_history_file_gets_one_plain_error(monkeypatch, tmp_path):
     assert "python train.py" in error.value
 
 
-@pytest.mark.parametrize("name", ["inside", "weights", "model_evaluation"])
+@pytest.mark.parametrize("name", ["inside", "explain", "weights", "model_evaluation"])
 def test_a_model_without_hidden_layers_is_shown_too(monkeypatch, tmp_path, mnist, name):
     path = tmp_path / "linear.pkl"
     rng = np.random.default_rng(0)
@@ -294,3 +299,112 @@ def test_a_model_without_hidden_layers_is_shown_too(monkeypatch, tmp_path, mnist
     assert not at.error
     if name == "inside":
         assert any("no hidden layer" in i.value for i in at.info)
+    if name == "explain":
+        at.segmented_control(key=EXPLAIN_VIEW_KEY).set_value(UNIT_VIEW).run()
+        assert any("no hidden layer" in i.value for i in at.info)
+
+
+# --- why did it say that? --------------------------------------------------------------------
+
+
+def misread_input(mnist) -> CurrentInput:
+    """The MNIST test digit the shipped model reads wrongly most confidently, as current input."""
+    evaluation = insights.evaluate(
+        load_classifier(MODEL_PATH), mnist.test_images, mnist.test_labels
+    )
+    return mnist_current_input(mnist, int(insights.misclassified(evaluation)[0]))
+
+
+def explain_page(monkeypatch, current: CurrentInput, view: str) -> AppTest:
+    """The Why page run for `current`, then once more showing `view`."""
+    at = page(monkeypatch, "explain")
+    at.session_state[CURRENT_INPUT] = current
+    at.run()
+    at.segmented_control(key=EXPLAIN_VIEW_KEY).set_value(view).run()
+    assert_no_exception(at)
+    return at
+
+
+def render_seconds(at: AppTest, runs: int = 3) -> float:
+    """The fastest of `runs` reruns of the page as it is: its cost with nothing else running."""
+    seconds = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        at.run()
+        seconds.append(time.perf_counter() - start)
+    return min(seconds)
+
+
+def test_why_without_a_drawing_explains_a_test_digit(monkeypatch, mnist):
+    at = page(monkeypatch, "explain").run()
+    assert_no_exception(at)
+    index = at.session_state[EXAMPLE_KEY]
+    assert at.info[0].value.startswith(f"Nothing drawn yet, so here is MNIST test digit #{index}.")
+    assert metrics(at)["Prediction"] == str(mnist.test_labels[index])
+    assert len(charts(at)) == 1, "the map of what made it say so"
+
+
+def test_why_opens_every_view_for_a_misread_digit_each_in_under_a_second(monkeypatch, mnist):
+    current = misread_input(mnist)
+    at = explain_page(monkeypatch, current, "say")
+    assert metrics(at)["Prediction"] != str(current.label)
+    timings = {}
+    for view in EXPLAIN_VIEWS:
+        at.segmented_control(key=EXPLAIN_VIEW_KEY).set_value(view).run()  # the first, uncached
+        assert_no_exception(at)
+        timings[view] = render_seconds(at)
+    print("render seconds after the first:", {v: round(t, 3) for v, t in timings.items()})
+    assert max(timings.values()) < RENDER_SECONDS, timings
+
+
+def test_why_n_and_not_m_starts_with_the_runner_up(monkeypatch, mnist):
+    current = misread_input(mnist)
+    proba = load_classifier(MODEL_PATH).predict_proba(current.preprocessed.vector)
+    at = explain_page(monkeypatch, current, "not")
+    assert at.selectbox(key="explain_not").value == int(np.argsort(proba)[-2])
+    assert len(charts(at)) == 1
+
+
+def test_the_edit_view_says_how_much_ink_flipped_the_answer(monkeypatch, mnist):
+    at = explain_page(monkeypatch, misread_input(mnist), "edit")
+    target = at.selectbox(key="explain_target").value
+    (ink,) = [v for k, v in metrics(at).items() if k.startswith("Ink that turned it into")]
+    assert ink.endswith("pixels")
+    slider = at.slider(key=f"explain_step_{target}")
+    assert slider.value == slider.max, "the slider starts on the flipped drawing"
+    assert len(charts(at)) == 2, "the ink map and the probability per step"
+    slider.set_value(0).run()
+    assert_no_exception(at)
+    assert f"step 0: read as {metrics(at)['Prediction']}" in " ".join(image_captions(at))
+
+
+def test_the_moving_view_reads_every_move_with_centring_off_and_on(monkeypatch, mnist):
+    at = explain_page(monkeypatch, mnist_current_input(mnist, 0), "move")
+    assert [h.value for h in at.subheader] == ["Centring off", "Centring on"]
+    captions = image_captions(at)
+    assert sum(c.startswith("4 px left:") for c in captions) == 2
+    assert sum(c.startswith("+20°:") for c in captions) == 2
+    assert "with it, in" in at.info[0].value
+
+
+def test_the_unit_view_opens_on_the_unit_a_link_asks_for(monkeypatch, mnist):
+    at = page(monkeypatch, "explain")
+    at.session_state[CURRENT_INPUT] = mnist_current_input(mnist, 0)
+    at.query_params[VIEW_PARAM] = UNIT_VIEW
+    at.query_params[UNIT_PARAM] = "17"
+    at.run()
+    assert_no_exception(at)
+    assert at.number_input(key="explain_unit").value == 17
+    captions = image_captions(at)
+    assert "unit 17: its weights" in captions
+    assert sum(c.startswith("a ") for c in captions) == 12, "the unit's favourite training digits"
+
+
+def test_inside_and_weights_link_to_what_a_unit_looks_for(monkeypatch, mnist):
+    for name in ("inside", "weights"):
+        at = page(monkeypatch, name)
+        at.session_state[CURRENT_INPUT] = mnist_current_input(mnist, 0)
+        at.run()
+        assert_no_exception(at)
+        links = [link for link in at.get("page_link") if "explain" in link.proto.page]
+        assert links, f"{name} links to the Why page"
