@@ -31,14 +31,14 @@ VIEWS = {
     "move": "Moving it",
     UNIT_VIEW: "What a unit looks for",
 }
-# One input pixel as an 8x8 square: the 28x28 maps are 224 px, narrower than a phone.
-PIXEL = 8
+# One input pixel as a 10x10 square: the 28x28 maps are 280 px, the size of the pad.
+PIXEL = 10
 # Small pictures (the moved drawings, training digits) at 3x, the unit's weights at 6x.
 SMALL_SCALE, UNIT_SCALE = 3, 6
-# The colours of the weights pictures: red for, blue against; the drawing's ink in grey.
+# The colours of the weights pictures: red for, blue against; the ink in grey on a pale field.
 FOR_COLOUR = "#{:02X}{:02X}{:02X}".format(*insights.POSITIVE_RGB.astype(int))
 AGAINST_COLOUR = "#{:02X}{:02X}{:02X}".format(*insights.NEGATIVE_RGB.astype(int))
-INK_COLOUR = "#6B6B6B"
+INK_COLOUR, FIELD_COLOUR = "#6B6B6B", "#F4F4F4"
 # Training digits shown per unit.
 TOP_IMAGES = 12
 
@@ -47,7 +47,10 @@ def overlay_chart(frame, colours: dict[str, str]) -> alt.Chart:
     """Values over the input: the ink in grey, each nonzero value in its kind's colour, stronger
     values more opaque; a legend names the two kinds."""
     no_axis = alt.Axis(labels=False, ticks=False, title=None, domain=False)
-    x, y = alt.X("column:O", axis=no_axis), alt.Y("row:O", axis=no_axis)
+    # The whole 28x28 grid on both axes, also where a layer has no rows.
+    grid = alt.Scale(domain=list(range(IMAGE_SIDE)))
+    x = alt.X("column:O", axis=no_axis, scale=grid)
+    y = alt.Y("row:O", axis=no_axis, scale=grid)
     ink = (
         alt.Chart(frame)
         .mark_rect()
@@ -55,7 +58,7 @@ def overlay_chart(frame, colours: dict[str, str]) -> alt.Chart:
             x=x,
             y=y,
             color=alt.Color(
-                "ink:Q", scale=alt.Scale(domain=[0, 1], range=["#FFFFFF", INK_COLOUR])
+                "ink:Q", scale=alt.Scale(domain=[0, 1], range=[FIELD_COLOUR, INK_COLOUR])
             ).legend(None),
         )
     )
@@ -81,11 +84,10 @@ def overlay_chart(frame, colours: dict[str, str]) -> alt.Chart:
             ],
         )
     )
-    side = PIXEL * IMAGE_SIDE
     return (
         (ink + values)
         .resolve_scale(color="independent")
-        .properties(width=side, height=side)
+        .properties(width=alt.Step(PIXEL), height=alt.Step(PIXEL))
         .configure_view(stroke=OTHER_COLOUR)
     )
 
@@ -109,14 +111,16 @@ def say_view(classifier: Classifier, x: np.ndarray, digit: int) -> None:
         f"raise it, **blue** ones lower it; the stronger the colour, the bigger the share."
     )
     st.altair_chart(
-        saliency_chart(x, found, (f"pushes towards {digit}", f"pushes against {digit}"))
+        saliency_chart(x, found, (f"pushes towards {digit}", f"pushes against {digit}")),
+        width="content",
     )
     st.caption(
-        f"The red pixels add {found.towards:+.1f} and the blue ones {found.against:+.1f}, which "
-        f"makes {found.towards + found.against:+.1f}: how much higher the logit for {digit} is "
-        f"for this drawing than for a blank pad ({found.change:+.1f}). Shares by integrated "
-        "gradients: the gradient averaged along the way from a blank pad to the drawing, times "
-        "the ink, so the shares add up to the whole change; blank pixels get no share."
+        f"The red pixels add {found.towards:+.1f} and the blue ones {found.against:+.1f}, "
+        f"together {found.towards + found.against:+.1f}: about how much higher the logit for "
+        f"{digit} is for this drawing than for a blank pad ({found.change:+.1f}). Shares by "
+        "integrated gradients: the gradient averaged along the way from a blank pad to the "
+        "drawing, times the ink, so the shares add up to the whole change; blank pixels get no "
+        "share."
     )
 
 
@@ -131,7 +135,8 @@ def not_view(classifier: Classifier, x: np.ndarray, reading) -> None:
         f"**Red** pixels widen that lead, **blue** ones speak for {other} instead."
     )
     st.altair_chart(
-        saliency_chart(x, found, (f"for {digit} over {other}", f"for {other} over {digit}"))
+        saliency_chart(x, found, (f"for {digit} over {other}", f"for {other} over {digit}")),
+        width="content",
     )
     st.caption(
         f"Red adds {found.towards:+.1f} to the lead of {digit} over {other}, blue "
@@ -194,17 +199,18 @@ def edit_view(classifier: Classifier, x: np.ndarray, reading) -> None:
     st.altair_chart(probability_chart(explain.step_frame(edit), target, step), width="stretch")
     if edit.flip_step is not None:
         drawn = float(x.sum())
+        flipped = edit.added(last) + edit.removed(last)
         st.metric(
             f"Ink that turned it into {with_article(target)}",
-            f"{edit.added(last) + edit.removed(last):.1f} pixels",
+            f"{flipped:.1f} pixels",
             help="A pixel of full ink counts 1; a half-grey pixel 0.5.",
         )
         st.caption(
-            f"After {last} steps the network reads {with_article(target)}: "
-            f"{edit.added(last):.1f} pixels of ink added and {edit.removed(last):.1f} removed, "
-            f"{(edit.added(last) + edit.removed(last)) / drawn:.0%} of the {drawn:.0f} pixels of "
-            "ink in the drawing. A person would still read the old digit: the network can be "
-            f"this fragile. Shown: step {step}, {added:.1f} added, {removed:.1f} removed."
+            f"After {last} step{'s' if last > 1 else ''} the network reads "
+            f"{with_article(target)}: {edit.added(last):.1f} pixels of ink added and "
+            f"{edit.removed(last):.1f} removed, {flipped / drawn:.0%} of the {drawn:.0f} pixels "
+            "of ink in the drawing. So little can change its answer: a network can be this "
+            f"fragile. Shown: step {step}, {added:.1f} added, {removed:.1f} removed."
         )
 
 
@@ -226,7 +232,7 @@ def move_rows(readings, digit: int, preprocessed: bool) -> int:
             pictures.append(enlarge(image, SMALL_SCALE))
             captions.append(f"{r.move.label}: {answer}{mark}")
         st.markdown(f"**{kind.capitalize()}**")
-        st.image(pictures, caption=captions)
+        st.image(pictures, caption=captions, width=IMAGE_SIDE * SMALL_SCALE)
     return kept
 
 

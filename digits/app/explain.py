@@ -195,7 +195,7 @@ class Edit:
 
     def removed(self, step: int) -> float:
         """Ink removed by `step`, in pixels of full ink."""
-        return float(-np.clip(self.change(step), None, 0).sum())
+        return float(np.clip(-self.change(step), 0, None).sum())
 
 
 def edit_towards(
@@ -219,7 +219,7 @@ def step_frame(edit: Edit) -> pd.DataFrame:
             "step": steps,
             "probability": edit.proba[:, edit.target].astype(np.float64),
             "added": np.clip(change, 0, None).sum(axis=1),
-            "removed": -np.clip(change, None, 0).sum(axis=1),
+            "removed": np.clip(-change, 0, None).sum(axis=1),
         }
     )
 

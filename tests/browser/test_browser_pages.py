@@ -19,13 +19,15 @@ from helpers.browser import (
     draw_digit,
     open_app,
     prediction,
-    wait_for_images,
+    screenshot_whole,
+    settle,
 )
 from playwright.sync_api import expect
 
 # (file name, sidebar title, a heading that shows the page has its content) for each page.
 PAGES = [
     ("inside", "Inside the network", "From logits to probabilities"),
+    ("explain", "Why did it say that?", "Why did it say that?"),
     ("weights", "Weights", "One unit up close"),
     ("model_evaluation", "Evaluation", "Which digits get mixed up"),
     ("dataset", "Dataset", "Pixel intensities"),
@@ -33,9 +35,6 @@ PAGES = [
 ]
 # A 7 drawn large in the middle of the pad: (digit, left, top, height) in canvas pixels.
 DRAWING = (7, 60, 40, 200)
-# Streamlit scrolls inside its own container, so a screenshot of a whole page needs a viewport
-# as tall as the page; this caps it.
-MAX_HEIGHT = 6000
 # The right edge of the rightmost visible element of the page's content.
 RIGHTMOST_JS = """() => Math.max(...[...document.querySelectorAll(
     '[data-testid="stMainBlockContainer"] *')].map(e => e.getBoundingClientRect().right))"""
@@ -48,27 +47,6 @@ def open_page(page, title: str, marker: str) -> float:
     heading = page.get_by_role("heading", name=marker)
     expect(heading.first).to_be_visible(timeout=UPDATE_TIMEOUT_MS)
     return time.perf_counter() - start
-
-
-def settle(page) -> None:
-    """Wait until the script has finished, images have loaded and every chart is drawn."""
-    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=UPDATE_TIMEOUT_MS)
-    wait_for_images(page)
-    page.wait_for_function(
-        """() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
-            .every(c => c.querySelector('canvas, svg'))""",
-        timeout=UPDATE_TIMEOUT_MS,
-    )
-
-
-def screenshot_whole(page, path, width: int) -> None:
-    """A screenshot of the whole page, by making the viewport as tall as its content."""
-    height = page.evaluate(
-        """() => document.querySelector('[data-testid="stMainBlockContainer"]').scrollHeight"""
-    )
-    page.set_viewport_size({"width": width, "height": min(height + 100, MAX_HEIGHT)})
-    settle(page)
-    page.screenshot(path=path)
 
 
 def open_app_and_draw(browser, url: str, viewport: dict, scale: float = 1):

@@ -65,6 +65,9 @@ POLL_MS = 20
 ONE_DIGIT = re.compile(r"^[0-9]$")
 # A digit's width as a fraction of its height, as people draw them.
 ASPECT = 0.7
+# Streamlit scrolls inside its own container, so a screenshot of a whole page needs a viewport
+# as tall as the page; this caps it.
+MAX_HEIGHT = 6000
 
 
 def sidebar_link(page, name: str):
@@ -213,3 +216,24 @@ def check_drawings(page, drawings: list[tuple], name: str) -> None:
         assert canvas_ink(page) > 0, "the drawing is not on the canvas"
         clear(page)
         assert canvas_ink(page) == 0, "Clear left ink on the canvas"
+
+
+def settle(page) -> None:
+    """Wait until the script has finished, images have loaded and every chart is drawn."""
+    expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=UPDATE_TIMEOUT_MS)
+    wait_for_images(page)
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
+            .every(c => c.querySelector('canvas, svg'))""",
+        timeout=UPDATE_TIMEOUT_MS,
+    )
+
+
+def screenshot_whole(page, path, width: int) -> None:
+    """A screenshot of the whole page, by making the viewport as tall as its content."""
+    height = page.evaluate(
+        """() => document.querySelector('[data-testid="stMainBlockContainer"]').scrollHeight"""
+    )
+    page.set_viewport_size({"width": width, "height": min(height + 100, MAX_HEIGHT)})
+    settle(page)
+    page.screenshot(path=path)
