@@ -188,9 +188,8 @@ def edit_view(classifier: Classifier, x: np.ndarray, reading) -> None:
     change = edit.change(step)
     frame = explain.overlay_frame(x, change, ("ink added", "ink removed"))
     with st.container(horizontal=True):
-        st.altair_chart(
-            overlay_chart(frame, {"ink added": FOR_COLOUR, "ink removed": AGAINST_COLOUR})
-        )
+        colours = {"ink added": FOR_COLOUR, "ink removed": AGAINST_COLOUR}
+        st.altair_chart(overlay_chart(frame, colours), width="content")
         st.image(
             enlarge(edit.images[step].reshape(IMAGE_SIDE, IMAGE_SIDE), 4),
             caption=f"step {step}: read as {int(edit.predicted[step])} "
