@@ -170,15 +170,25 @@ def canvas_ink(page) -> int:
 def press_clear(page) -> None:
     """Press Clear and wait until the emptied canvas has replaced the old one, in its place."""
     canvas = page.locator("canvas.upper-canvas")
-    old, place = canvas.element_handle(), canvas.bounding_box()
-    page.get_by_role("button", name="Clear").click()
+    button = page.get_by_role("button", name="Clear")
+    old, place = canvas.element_handle(), _below(canvas, button)
+    button.click()
     page.wait_for_function("canvas => !canvas.isConnected", arg=old, timeout=UPDATE_TIMEOUT_MS)
     # For a moment the new canvas can sit below the old one's leftover space; wait that out.
+    # Its place is taken from the Clear button above it: the whole page may still be moving
+    # (a page just opened can keep the last page's elements above for a moment).
     deadline = time.monotonic() + UPDATE_TIMEOUT_MS / 1000
-    while canvas.bounding_box() != place:
+    while _below(canvas, button) != place:
         if time.monotonic() > deadline:
-            raise AssertionError(f"the new canvas is at {canvas.bounding_box()}, not at {place}")
+            now = _below(canvas, button)
+            raise AssertionError(f"the new canvas is {now} from Clear, not {place}")
         page.wait_for_timeout(POLL_MS)
+
+
+def _below(canvas, button) -> tuple[float, float]:
+    """Where the canvas is, (dx, dy), from the button above it."""
+    at, start = canvas.bounding_box(), button.bounding_box()
+    return at["x"] - start["x"], at["y"] - start["y"]
 
 
 def clear(page) -> None:
