@@ -124,6 +124,21 @@ def test_the_preprocessing_steps_are_shown_on_request_with_their_names(app, mnis
     assert {"grayscale", "cropped", "fitted 20x20", "centred 28x28"} <= set(captions)
 
 
+def test_a_photo_with_salt_and_pepper_noise_shows_the_noise_removal_step(app, mnist):
+    app.run()
+    open_tab(app, TAB_UPLOAD)
+    rng = np.random.default_rng(0)
+    photo = 255 - drawn(mnist.test_images[4])[..., 0]
+    hit = rng.random(photo.shape)
+    photo[hit < 0.025], photo[(hit >= 0.025) & (hit < 0.05)] = 0, 255
+    app.file_uploader[0].set_value(("noisy.png", png_bytes(photo), "image/png")).run()
+    app.toggle[0].set_value(True).run()
+    assert_no_exception(app)
+    assert metrics(app)["Prediction"] == str(mnist.test_labels[4])
+    captions = [c for image in app.image for c in image.captions]
+    assert captions.index("grayscale") + 1 == captions.index("impulse noise removed")
+
+
 def test_a_drawing_that_is_not_a_digit_says_so_plainly(app):
     app.run()
     speck = np.zeros((PAD_SIDE, PAD_SIDE, 4), np.uint8)
