@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import cast
 
 import altair as alt
 import numpy as np
+import pandas as pd
 import streamlit as st
 from PIL import ImageColor
 
 from digits.app import insights
 from digits.data.mnist import IMAGE_SIDE, N_CLASSES, DatasetError
+from digits.training import evaluation
 from network import Classifier
-from pages.shared import TOP_COLOUR, classifier_or_stop, mnist_test_set, model_path
+from pages.shared import OTHER_COLOUR, TOP_COLOUR, classifier_or_stop, mnist_test_set, model_path
 
 # Mistakes are shown at 3x (84 px), sample predictions at 2x (56 px): both wrap on a phone.
 MISTAKE_SCALE, SAMPLE_SCALE = 3, 2
@@ -29,6 +32,8 @@ CORRECT_COLOUR, EMPTY_COLOUR, MOST_COLOUR = "#E4E7EE", "#FFFFFF", "#A50F15"
 TRUE_KEY, PREDICTED_KEY, CHART_KEY = "eval_true", "eval_predicted", "eval_confusion"
 SAMPLE_SEED_KEY = "eval_sample_seed"
 CELL_PARAM = "cell"
+CALIBRATION_BINS = 10
+CALIBRATION_HEIGHT = 320
 
 
 @st.cache_data(show_spinner="Reading the 10,000 test digits…", max_entries=4)
@@ -203,6 +208,63 @@ def per_digit_section(result) -> None:
     )
 
 
+def calibration_chart(calibration) -> alt.Chart:
+    """Accuracy against confidence per bin, each point sized by its answers, over the diagonal."""
+    rows = pd.DataFrame(
+        {
+            "confidence": calibration.confidence,
+            "accuracy": calibration.accuracy,
+            "answers": calibration.counts,
+            "bin": [f"{a:.0%}-{b:.0%}" for a, b in itertools.pairwise(calibration.edges)],
+        }
+    ).dropna()
+    axis = alt.Scale(domain=[0, 1])
+    diagonal = (
+        alt.Chart(pd.DataFrame({"confidence": [0.0, 1.0], "accuracy": [0.0, 1.0]}))
+        .mark_line(color=OTHER_COLOUR, strokeDash=[4, 4])
+        .encode(x="confidence:Q", y="accuracy:Q")
+    )
+    points = (
+        alt.Chart(rows)
+        .mark_line(point=True, color=TOP_COLOUR)
+        .encode(
+            x=alt.X(
+                "confidence:Q",
+                scale=axis,
+                title="how sure (mean top probability)",
+                axis=alt.Axis(format="%"),
+            ),
+            y=alt.Y("accuracy:Q", scale=axis, title="how often right", axis=alt.Axis(format="%")),
+            tooltip=[
+                "bin:N",
+                alt.Tooltip("answers:Q", format=","),
+                alt.Tooltip("confidence:Q", format=".1%"),
+                alt.Tooltip("accuracy:Q", format=".1%"),
+            ],
+        )
+    )
+    return (diagonal + points).properties(height=CALIBRATION_HEIGHT)
+
+
+def calibration_section(result) -> None:
+    """The reliability diagram and the expected calibration error."""
+    st.subheader("Is it as sure as it is right?")
+    calibration = evaluation.calibration(result.proba, result.labels, CALIBRATION_BINS)
+    st.altair_chart(calibration_chart(calibration), width="stretch")
+    sure = calibration.counts[-1] / calibration.counts.sum()
+    st.metric(
+        "Expected calibration error",
+        f"{calibration.ece:.2%}",
+        help="The gap between how sure it is and how often it is right, averaged over all "
+        "answers: 0 means that answers given with 80% are right 80% of the time.",
+    )
+    st.caption(
+        f"Answers are grouped by how sure the network was, in steps of "
+        f"{1 / CALIBRATION_BINS:.0%}; on the dashed line it is exactly as often right as it is "
+        f"sure. {sure:.1%} of its answers are in the top group."
+    )
+
+
 def main() -> None:
     """The page: accuracy on the test set, samples, confusions, mistakes and per-digit figures."""
     st.title("Evaluation")
@@ -222,6 +284,7 @@ def main() -> None:
     true, predicted = confusion_section(result)
     mistakes_section(result, images, labels, true, predicted)
     per_digit_section(result)
+    calibration_section(result)
 
 
 main()

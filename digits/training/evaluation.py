@@ -82,3 +82,34 @@ def format_confusion(matrix: np.ndarray) -> str:
     header = "true\\pred" + "".join(f"{c:>{width}}" for c in range(len(matrix)))
     rows = [f"{r:>9}" + "".join(f"{v:>{width}}" for v in row) for r, row in enumerate(matrix)]
     return "\n".join([header, *rows])
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How sure the model is against how often it is right, in equal-width confidence bins.
+
+    confidence, accuracy and counts are (n_bins,): each bin's mean top probability, its share of
+    right answers (NaN when empty) and its number of answers; `ece` is the expected calibration
+    error, the count-weighted mean gap between the two.
+    """
+
+    edges: np.ndarray
+    confidence: np.ndarray
+    accuracy: np.ndarray
+    counts: np.ndarray
+    ece: float
+
+
+def calibration(proba: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> Calibration:
+    """The reliability diagram's bins and the ECE of probabilities (N, C) for labels (N,)."""
+    top = proba.max(axis=1).astype(np.float64)
+    right = (proba.argmax(axis=1) == labels).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    # A top probability of exactly 1.0 belongs to the last bin, not one past it.
+    which = np.minimum(np.digitize(top, edges[1:-1], right=True), n_bins - 1)
+    counts = np.bincount(which, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        confidence = np.bincount(which, top, n_bins) / counts
+        hits = np.bincount(which, right, n_bins) / counts
+    gaps = np.nan_to_num(np.abs(hits - confidence))
+    return Calibration(edges, confidence, hits, counts, float(gaps @ counts / max(len(top), 1)))

@@ -19,6 +19,7 @@ from digits.app.logic import CurrentInput, mnist_input
 from digits.data.mnist import N_CLASSES, N_PIXELS
 from digits.data.preprocess import Preprocessed
 from digits.training.checkpoint import history_path
+from digits.training.evaluation import calibration
 from model_loader import MODEL_PATH, load_classifier, load_params, save_params
 from pages.shared import CURRENT_INPUT, EXAMPLE_KEY, UNIT_PARAM, UNIT_VIEW, VIEW_PARAM
 
@@ -177,6 +178,11 @@ def test_evaluation_accuracy_matches_a_plain_forward_pass(monkeypatch, mnist):
     assert expected > 0.99
     wrong = int(np.sum(logits.argmax(axis=1) != mnist.test_labels))
     assert shown["Mistakes"] == f"{wrong:,} of {len(mnist.test_labels):,}"
+    # The reliability diagram's error, from the same forward pass's softmax.
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    ece = calibration(e / e.sum(axis=1, keepdims=True), mnist.test_labels).ece
+    assert shown["Expected calibration error"] == f"{ece:.2%}"
+    assert ece < 0.01, "a well-trained network is about as sure as it is right"
 
 
 def test_evaluation_starts_on_the_most_common_mix_up_and_shows_those_mistakes(monkeypatch, mnist):
@@ -206,9 +212,9 @@ def test_evaluation_pickers_choose_the_mistakes_shown(monkeypatch, mnist):
     assert "were read right" in info.value
 
 
-def test_evaluation_has_a_confusion_matrix_samples_and_a_per_digit_table(monkeypatch):
+def test_evaluation_has_a_confusion_matrix_samples_a_per_digit_table_and_calibration(monkeypatch):
     at = page(monkeypatch, "model_evaluation").run()
-    assert len(charts(at)) == 1
+    assert len(charts(at)) == 2, "the confusion matrix and the reliability diagram"
     (table,) = at.table
     assert list(table.value.columns) == ["images", "read right", "precision", "recall"]
     assert len(table.value) == 10
