@@ -67,7 +67,7 @@ def click_a_confusion_cell(page) -> None:
     """Click the middle of the confusion matrix and check the pickers follow to that cell."""
     open_page(page, "Evaluation", "Which digits get mixed up")
     settle(page)
-    chart = page.get_by_test_id("stVegaLiteChart")  # the page's only chart
+    chart = page.get_by_test_id("stVegaLiteChart").first  # the confusion matrix comes first
     chart.scroll_into_view_if_needed()
     before = picked(page, "True digit"), picked(page, "Read as")
     box = chart.locator("canvas, svg").first.bounding_box()

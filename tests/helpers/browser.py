@@ -171,6 +171,9 @@ def press_clear(page) -> None:
     """Press Clear and wait until the emptied canvas has replaced the old one, in its place."""
     canvas = page.locator("canvas.upper-canvas")
     button = page.get_by_role("button", name="Clear")
+    # A page just opened can still hold the last run's elements (a pad's old slot among them)
+    # until its script finishes; only then is the canvas where it belongs.
+    wait_until_no_stale_elements(page)
     old, place = canvas.element_handle(), _below(canvas, button)
     button.click()
     page.wait_for_function("canvas => !canvas.isConnected", arg=old, timeout=UPDATE_TIMEOUT_MS)
@@ -183,6 +186,13 @@ def press_clear(page) -> None:
             now = _below(canvas, button)
             raise AssertionError(f"the new canvas is {now} from Clear, not {place}")
         page.wait_for_timeout(POLL_MS)
+
+
+def wait_until_no_stale_elements(page) -> None:
+    """Wait until the page shows no element left over from an earlier run of its script."""
+    page.wait_for_function(
+        """() => !document.querySelector('[data-stale="true"]')""", timeout=UPDATE_TIMEOUT_MS
+    )
 
 
 def _below(canvas, button) -> tuple[float, float]:
