@@ -157,6 +157,16 @@ def test_stage_gallery_keeps_the_stage_names_in_order_and_fits_each_stage():
             assert max(image.size) > STAGE_SIDE // 2, name
 
 
+def test_stage_gallery_shows_the_noise_removal_of_a_noisy_photo():
+    photo = np.full((280, 280), 235, np.uint8)
+    photo[60:220, 130:150] = 30
+    hit = np.random.default_rng(0).random(photo.shape)
+    photo[hit < 0.02] = 0
+    photo[hit > 0.98] = 255
+    names = [name for name, _ in stage_gallery(preprocess(photo).stages)]
+    assert names[:2] == ["grayscale", "impulse noise removed"]
+
+
 def test_mnist_input_hands_the_stored_image_to_the_network_unchanged():
     image = (np.arange(IMAGE_SIDE * IMAGE_SIDE) % 256).astype(np.uint8).reshape(IMAGE_SIDE, -1)
     pre = mnist_input(image)

@@ -355,6 +355,57 @@ def test_red_ink_on_blue_paper_is_read_although_its_grey_levels_are_close(test_i
     assert shifted_similarity(result.image, reference) >= SAME_DRAWING
 
 
+def salt_and_pepper(photo: np.ndarray, density: float, rng: np.random.Generator) -> np.ndarray:
+    """A copy of an (H, W) uint8 photo with `density` of its pixels set to black or white."""
+    noisy = photo.copy()
+    hit = rng.random(photo.shape)
+    noisy[hit < density / 2] = 0
+    noisy[(hit >= density / 2) & (hit < density)] = 255
+    return noisy
+
+
+@pytest.mark.parametrize("density", [0.02, 0.05])
+@pytest.mark.parametrize("digit", DIGITS)
+def test_salt_and_pepper_noise_is_removed_before_the_ink_is_found(test_images, digit, density):
+    ink = drawn(test_images[digit], 200, 40, 40)
+    rng = np.random.default_rng(digit)
+    clean = to_uint8(0.95 * (1 - 0.85 * ink) + rng.normal(0, 6 / 255, ink.shape))
+    result = preprocess.preprocess(salt_and_pepper(clean, density, rng))
+    reference = preprocess.preprocess(white_on_black(ink)).image
+    assert "impulse noise removed" in result.stages
+    assert_mnist_like(result)
+    assert shifted_similarity(result.image, reference) >= SAME_DRAWING
+
+
+@pytest.mark.parametrize("kind", ["canvas", "paper photo"])
+def test_clean_images_are_not_median_filtered(test_images, kind):
+    ink = drawn(test_images[2], 200, 40, 40)
+    image = white_on_black(ink) if kind == "canvas" else paper_photo(ink, np.random.default_rng(0))
+    assert "impulse noise removed" not in preprocess.preprocess(image).stages
+
+
+def test_a_one_pixel_line_is_not_mistaken_for_impulse_noise():
+    # A 3x3 median would erase it; only its two end pixels could stand out from all neighbours.
+    image = np.zeros((CANVAS, CANVAS), np.uint8)
+    image[40:240, 140] = 255
+    assert preprocess._impulse_share(image) < preprocess.MIN_IMPULSE_SHARE
+
+
+@pytest.mark.parametrize("digit", DIGITS)
+def test_a_faint_but_clean_photo_at_ten_percent_contrast_is_read(test_images, digit):
+    ink = drawn(test_images[digit], 200, 40, 40)
+    height, width = ink.shape
+    cols = np.mgrid[0:height, 0:width][1].astype(np.float32)
+    paper = 0.9 - 0.05 * cols / width
+    rng = np.random.default_rng(digit)
+    result = preprocess.preprocess(
+        to_uint8(paper - 0.1 * ink + rng.normal(0, 1.5 / 255, ink.shape))
+    )
+    reference = preprocess.preprocess(white_on_black(ink)).image
+    assert_mnist_like(result)
+    assert shifted_similarity(result.image, reference) >= SAME_DRAWING
+
+
 def test_a_thin_pen_photo_of_a_1_is_read_as_a_digit():
     # A 1 is so little ink (under 1% of this photo) that the strokes must not be mistaken for
     # noise in the vignetting the lighting correction leaves behind.
@@ -447,7 +498,9 @@ def test_asking_a_blank_result_for_its_vector_is_an_error():
 
 def test_stages_are_two_dimensional_images_in_pipeline_order(test_images):
     result = preprocess.preprocess(rgba(0, white_on_black(drawn(test_images[0], 200, 40, 40))))
-    assert tuple(result.stages) == preprocess.STAGE_NAMES
+    assert tuple(result.stages) == tuple(
+        name for name in preprocess.STAGE_NAMES if name != "impulse noise removed"
+    )
     for image in result.stages.values():
         assert image.ndim == 2
         assert image.dtype in (np.uint8, np.float32)
