@@ -6,11 +6,13 @@ from typing import cast
 
 import altair as alt
 import numpy as np
+import pandas as pd
 import streamlit as st
 from PIL import ImageColor
 
 from digits.app import insights
 from digits.data.mnist import IMAGE_SIDE, N_CLASSES, DatasetError
+from digits.training.evaluation import reliability
 from network import Classifier
 from pages.shared import TOP_COLOUR, classifier_or_stop, mnist_test_set, model_path
 
@@ -203,6 +205,39 @@ def per_digit_section(result) -> None:
     )
 
 
+def reliability_section(result) -> None:
+    """The reliability diagram: in each confidence bin, how often the model was right."""
+    st.subheader("Does its confidence mean what it says?")
+    bins, ece = reliability(result.proba, result.labels)
+    st.write(
+        "Each bar gathers the test digits read with about the same confidence; a calibrated "
+        "model is right as often as it says (the diagonal). The expected calibration error is "
+        "the gap between the two, weighted by how many digits fall in each bar."
+    )
+    st.metric("Expected calibration error", f"{ece:.2%}")
+    frame = pd.DataFrame(bins, columns=["confidence", "accuracy", "share"]).dropna()
+    frame["digits"] = (frame["share"] * len(result.labels)).round().astype(int)
+    bars = (
+        alt.Chart(frame)
+        .mark_bar(color=TOP_COLOUR, size=18)
+        .encode(
+            x=alt.X("confidence:Q", scale=alt.Scale(domain=[0, 1]), title="confidence"),
+            y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), title="share read right"),
+            tooltip=[
+                alt.Tooltip("confidence:Q", format=".1%"),
+                alt.Tooltip("accuracy:Q", format=".1%"),
+                "digits:Q",
+            ],
+        )
+    )
+    diagonal = (
+        alt.Chart(pd.DataFrame({"confidence": [0, 1], "accuracy": [0, 1]}))
+        .mark_line(color="grey", strokeDash=[4, 4])
+        .encode(x="confidence:Q", y="accuracy:Q")
+    )
+    st.altair_chart(bars + diagonal, width="stretch")
+
+
 def main() -> None:
     """The page: accuracy on the test set, samples, confusions, mistakes and per-digit figures."""
     st.title("Evaluation")
@@ -222,6 +257,7 @@ def main() -> None:
     true, predicted = confusion_section(result)
     mistakes_section(result, images, labels, true, predicted)
     per_digit_section(result)
+    reliability_section(result)
 
 
 main()

@@ -82,3 +82,45 @@ def format_confusion(matrix: np.ndarray) -> str:
     header = "true\\pred" + "".join(f"{c:>{width}}" for c in range(len(matrix)))
     rows = [f"{r:>9}" + "".join(f"{v:>{width}}" for v in row) for r, row in enumerate(matrix)]
     return "\n".join([header, *rows])
+
+
+# The share of validation digits the refusal may turn away: the threshold is the highest top
+# probability under which no more of them fall.
+MAX_DIGIT_REFUSAL = 0.005
+
+
+def refusal_curve(
+    digit_proba: np.ndarray, other_proba: np.ndarray, thresholds: np.ndarray
+) -> np.ndarray:
+    """(T, 3): threshold, share of digits and share of non-digits whose top probability is below."""
+    digit_top, other_top = digit_proba.max(axis=1), other_proba.max(axis=1)
+    return np.stack(
+        [
+            thresholds,
+            (digit_top[:, None] < thresholds).mean(axis=0),
+            (other_top[:, None] < thresholds).mean(axis=0),
+        ],
+        axis=1,
+    )
+
+
+def choose_refusal(digit_proba: np.ndarray, max_refused: float = MAX_DIGIT_REFUSAL) -> float:
+    """The top-probability threshold under which at most `max_refused` of (N, 10) digits fall."""
+    return float(np.quantile(digit_proba.max(axis=1), max_refused))
+
+
+def reliability(proba: np.ndarray, labels: np.ndarray, bins: int = 10) -> tuple[np.ndarray, float]:
+    """(bins, 3) rows of mean confidence, accuracy and share of rows per confidence bin; the ECE.
+
+    The expected calibration error is the share-weighted gap between confidence and accuracy.
+    """
+    top = proba.max(axis=1)
+    right = proba.argmax(axis=1) == labels
+    which = np.minimum((top * bins).astype(int), bins - 1)
+    count = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        confidence = np.bincount(which, weights=top, minlength=bins) / count
+        accuracy_ = np.bincount(which, weights=right, minlength=bins) / count
+    share = count / max(len(top), 1)
+    ece = float(np.nansum(share * np.abs(confidence - accuracy_)))
+    return np.stack([confidence, accuracy_, share], axis=1), ece

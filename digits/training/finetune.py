@@ -178,8 +178,9 @@ def mix(
 
 def replay_mix(user_images, user_labels, mnist: Mnist, config: FinetuneConfig, rng):
     """(images, labels, validation split): the user's samples mixed into the replay."""
-    # Replay what the model was trained on, drawn digits included, so it forgets neither.
-    (train_x, train_y), val, _ = training_data(mnist, TrainConfig())
+    # Replay what the model was trained on, drawn digits included, so it forgets neither (the
+    # generated non-digits are left out until the shipped model is trained on them).
+    (train_x, train_y), val, _ = training_data(mnist, TrainConfig(outliers=0))
     n_replay = len(train_x) if config.replay is None else min(config.replay, len(train_x))
     replay = rng.choice(len(train_x), size=n_replay, replace=False)
     images, labels = mix(

@@ -19,6 +19,7 @@ from digits.app.logic import CurrentInput, mnist_input
 from digits.data.mnist import N_CLASSES, N_PIXELS
 from digits.data.preprocess import Preprocessed
 from digits.training.checkpoint import history_path
+from digits.training.evaluation import reliability
 from model_loader import MODEL_PATH, load_classifier, load_params, save_params
 from pages.shared import CURRENT_INPUT, EXAMPLE_KEY, UNIT_PARAM, UNIT_VIEW, VIEW_PARAM
 
@@ -179,6 +180,14 @@ def test_evaluation_accuracy_matches_a_plain_forward_pass(monkeypatch, mnist):
     assert shown["Mistakes"] == f"{wrong:,} of {len(mnist.test_labels):,}"
 
 
+def test_evaluation_shows_the_expected_calibration_error_of_the_test_set(monkeypatch, mnist):
+    at = page(monkeypatch, "model_evaluation").run()
+    assert_no_exception(at)
+    result = insights.evaluate(load_classifier(), mnist.test_images, mnist.test_labels)
+    _, ece = reliability(result.proba, result.labels)
+    assert metrics(at)["Expected calibration error"] == f"{ece:.2%}"
+
+
 def test_evaluation_starts_on_the_most_common_mix_up_and_shows_those_mistakes(monkeypatch, mnist):
     at = page(monkeypatch, "model_evaluation").run()
     result = insights.evaluate(load_classifier(), mnist.test_images, mnist.test_labels)
@@ -206,9 +215,9 @@ def test_evaluation_pickers_choose_the_mistakes_shown(monkeypatch, mnist):
     assert "were read right" in info.value
 
 
-def test_evaluation_has_a_confusion_matrix_samples_and_a_per_digit_table(monkeypatch):
+def test_evaluation_has_a_confusion_matrix_reliability_samples_and_a_per_digit_table(monkeypatch):
     at = page(monkeypatch, "model_evaluation").run()
-    assert len(charts(at)) == 1
+    assert len(charts(at)) == 2  # the confusion matrix and the reliability diagram
     (table,) = at.table
     assert list(table.value.columns) == ["images", "read right", "precision", "recall"]
     assert len(table.value) == 10
