@@ -36,6 +36,11 @@ ALLOWED_GLOBALS = {
 }
 
 
+# The top probabilities under which a reading is "not sure" and "not a digit", for a model
+# file that does not carry its own (train.py stores those it chose on the validation split).
+DEFAULT_REFUSAL = {"unsure_below": 0.9, "not_a_digit_below": 0.5}
+
+
 class ModelFileError(Exception):
     """A model file is missing, unsafe or malformed; the message names it and says what to do."""
 
@@ -131,7 +136,22 @@ def validate_params(raw) -> dict:
         "sizes": sizes,
         "activation": activation,
         "output": output,
+        "refusal": validate_refusal(raw.get("refusal", DEFAULT_REFUSAL)),
     }
+
+
+def validate_refusal(raw) -> dict[str, float]:
+    """The refusal thresholds as plain floats, 0 <= not_a_digit_below <= unsure_below <= 1."""
+    if not isinstance(raw, dict) or set(raw) != set(DEFAULT_REFUSAL):
+        raise ValueError(f"'refusal' must be a dict with the keys {sorted(DEFAULT_REFUSAL)}")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw.values()):
+        raise ValueError("the 'refusal' thresholds must be numbers")
+    refusal = {key: float(value) for key, value in raw.items()}
+    if not 0 <= refusal["not_a_digit_below"] <= refusal["unsure_below"] <= 1:
+        raise ValueError(
+            "the 'refusal' thresholds must satisfy 0 <= not_a_digit_below <= unsure_below <= 1"
+        )
+    return refusal
 
 
 def load_classifier(path: str | os.PathLike = MODEL_PATH) -> Classifier:

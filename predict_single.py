@@ -4,10 +4,10 @@ python predict_single.py digit.png photo.jpg     # digit.png: 7 (98.4%)  next: 1
 python predict_single.py --json --model other.pkl scan.png
 python predict_single.py - < digit.png           # "-" reads the image from stdin
 
-Exit status (sysexits.h): 0 when every image held a digit; 66 (EX_NOINPUT) when an image or
-the model file is missing or unreadable; 65 (EX_DATAERR) when a file is there but is not a
-usable image or model, or when an image holds no digit. With several failures 66 wins over 65.
-Usage errors exit with argparse's 2. A bad model stops the run; a bad image does not.
+Each image is answered as one of four outcomes: a sure digit; not sure (the digit and its
+runner-up); not a digit (a letter, a scribble, several digits: with the network's lean); no
+digit at all (blank, too faint, too small). The exit status tells them apart (see --help).
+A bad model stops the run; a bad image does not.
 """
 
 from __future__ import annotations
@@ -19,23 +19,34 @@ import sys
 
 import numpy as np
 
+from digits.app.logic import DIGIT, NO_DIGIT, NOT_A_DIGIT, UNSURE, Reading, read_digits
 from digits.app.number import DigitReading, number_text, read_number
 from digits.data.preprocess import ImageError, Preprocessed, load_image, preprocess
 from model_loader import MODEL_PATH, ModelFileError, load_classifier
 
 PROG = "predict_single.py"
+# The exit status of each outcome; with several images the highest wins.
+EXIT_STATUS = {DIGIT: 0, UNSURE: 3, NOT_A_DIGIT: 4, NO_DIGIT: os.EX_DATAERR}
 EPILOG = """\
-output: one line per image, in the order given. An image without a digit (blank, too faint,
-too small) is answered on stdout with the reason, e.g. "blank.png: No digit found: the image
-has no strokes.", and makes the exit status 65. A file that cannot be read gets one line on
-stderr naming it; the other files are still answered. With --json each image gets one JSON
-object per line: path, digit (int or null), confidence (0-1 or null), probabilities (ten
-floats for digits 0-9, or null), reason (why there is no digit, or null) and error (why the
-file could not be read, or null); errors still go to stderr too.
+output: one line per image, in the order given: "7 (98.4%)  next: 1 (1.1%), 9 (0.3%)" for a
+sure digit, "not sure: 7 (61.0%)  next: 1 (30.2%), ..." when the network hesitates, "not a
+digit: ..." with the reason and the network's lean, and for an image without a digit (blank,
+too faint, too small) the reason, e.g. "blank.png: No digit found: the image has no strokes.".
+A file that cannot be read gets one line on stderr naming it; the other files are still
+answered. With --json each image gets one JSON object per line: path, status ("digit",
+"unsure", "not_a_digit" or "no_digit"; null for a file that could not be read), digit (int
+or null), confidence (0-1 or null), probabilities (ten floats for digits 0-9, or null),
+reason (why it is not a sure digit, or null) and error (why the file could not be read, or
+null); errors still go to stderr too.
 
-exit status: 0 every image held a digit; 65 (EX_DATAERR) a file is not a usable image or
-model (a folder, not an image, SVG, damaged, too large) or an image has no digit; 66
-(EX_NOINPUT) an image or the model file is missing or unreadable, which wins over 65; 2 usage.
+exit status: the highest over the images of
+  0   every image held a sure digit
+  3   an image was not sure
+  4   an image was not a digit
+  65  (EX_DATAERR) an image has no digit, or a file is not a usable image or model (a folder,
+      not an image, SVG, damaged, too large)
+  66  (EX_NOINPUT) an image or the model file is missing or unreadable
+  2   usage error
 """
 
 
@@ -91,16 +102,18 @@ def describe(proba: np.ndarray, top: int) -> str:
     return text
 
 
-def as_json(path: str, result: Preprocessed | None, error: str | None, proba) -> str:
-    """One image's answer as a JSON line; proba is (10,) or None."""
+def as_json(path: str, reading: Reading | None, error: str | None) -> str:
+    """One image's answer as a JSON line (reading None when the file could not be read)."""
+    proba = None if reading is None else reading.proba
     digit = None if proba is None else int(np.argmax(proba))
     return json.dumps(
         {
             "path": path,
+            "status": None if reading is None else reading.status,
             "digit": digit,
             "confidence": None if proba is None else round(float(proba[digit]), 6),
             "probabilities": None if proba is None else [round(float(p), 6) for p in proba],
-            "reason": result.reason if result is not None and proba is None else None,
+            "reason": reading.message() or None if reading is not None else None,
             "error": error,
         }
     )
@@ -118,32 +131,34 @@ def main(argv: list[str] | None = None) -> int:
         return print_numbers(classifier, args)
     outcomes = [read_digit(path) for path in args.images]
     # One forward pass for every image that holds a digit.
-    found = {
-        i: result
-        for i, (result, _) in enumerate(outcomes)
-        if result is not None and result.has_digit
-    }
-    probas = {}
-    if found:
-        stacked = np.stack([result.vector for result in found.values()])
-        probas = dict(zip(found, classifier.predict_proba(stacked), strict=True))
+    readings = iter(
+        read_digits(classifier, [result for result, _ in outcomes if result is not None])
+    )
 
     status = 0
-    for i, (path, (result, error)) in enumerate(zip(args.images, outcomes, strict=True)):
-        proba = probas.get(i)
+    for path, (result, error) in zip(args.images, outcomes, strict=True):
+        reading = None if result is None else next(readings)
         if error is not None:
             print(f"{PROG}: {path}: {error}", file=sys.stderr)
             status = max(status, failure_status(path))  # EX_NOINPUT (66) outranks EX_DATAERR
-        elif proba is None:
-            status = max(status, os.EX_DATAERR)
+        assert reading is not None or error is not None, "read_digit gives a result or an error"
+        if reading is not None:
+            status = max(status, EXIT_STATUS[reading.status])
         if args.json:
-            print(as_json(path, result, error, proba))
-        elif proba is not None:
-            print(f"{path}: {describe(proba, args.top)}")
-        elif error is None:
-            assert result is not None, "read_digit returns a result or an error"
-            print(f"{path}: {result.reason}")
+            print(as_json(path, reading, error))
+        elif reading is not None:
+            print(f"{path}: {answer_text(reading, args.top)}")
     return status
+
+
+def answer_text(reading: Reading, top: int) -> str:
+    """One image's answer in words, e.g. "7 (98.4%)  next: 1 (1.1%), 9 (0.3%)"."""
+    if reading.proba is None:
+        return reading.message()
+    if reading.status == NOT_A_DIGIT:
+        return f"not a digit: {reading.message()}"
+    text = describe(reading.proba, top)
+    return text if reading.status == DIGIT else f"not sure: {text}"
 
 
 def number_record(path: str, digits: list[DigitReading]) -> dict:

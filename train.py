@@ -25,7 +25,9 @@ from digits.data.mnist import DATA_DIR, DRAWN_PATH, N_CLASSES, N_PIXELS, Dataset
 from digits.training import tuning
 from digits.training.checkpoint import FROM_TRAIN_PY, history_path, save_model
 from digits.training.evaluation import (
+    MAX_DIGIT_REFUSAL,
     accuracy,
+    choose_refusal,
     confusion_matrix,
     format_confusion,
     predict_proba_batched,
@@ -34,7 +36,7 @@ from digits.training.finetune import FinetuneConfig, FinetuneError, finetune
 from digits.training.progress import MovingAverage
 from digits.training.trainer import DataStory, TrainConfig, fit, training_data
 from layers import ACTIVATIONS, LOSSES
-from model_loader import MODEL_PATH, ModelFileError, load_params
+from model_loader import DEFAULT_REFUSAL, MODEL_PATH, ModelFileError, load_params
 from optimizers import OPTIMIZERS
 from schedules import SCHEDULES
 
@@ -75,6 +77,10 @@ RECIPE_FLAGS: dict[str, tuple[str, dict]] = {
         "add the MNIST training digits drawn as people draw them (--drawn-file) to the "
         "training images",
         {},
+    ),
+    "outliers": (
+        "generated non-digits trained toward a uniform output, so it learns to refuse (0: none)",
+        {"type": int},
     ),
     "patience": (
         "stop after this many epochs without a better validation accuracy",
@@ -346,6 +352,16 @@ def train_main(args: argparse.Namespace, data, started: float) -> int:
 
     proba = predict_proba_batched(network.predict_proba, data.test_images)
     test_accuracy = accuracy(proba, data.test_labels)
+    # The refusal line is set on the validation digits, never on the test set.
+    not_a_digit_below = choose_refusal(predict_proba_batched(network.predict_proba, val_x))
+    refusal = {
+        "unsure_below": max(DEFAULT_REFUSAL["unsure_below"], not_a_digit_below),
+        "not_a_digit_below": not_a_digit_below,
+    }
+    print(
+        f"not a digit below a top probability of {not_a_digit_below:.3f} "
+        f"({MAX_DIGIT_REFUSAL:.1%} of the validation digits)"
+    )
     wall = time.perf_counter() - started
     print("confusion matrix on the 10,000 test images (rows: true digit, columns: predicted):")
     print(format_confusion(confusion_matrix(data.test_labels, proba.argmax(axis=1))))
@@ -357,6 +373,7 @@ def train_main(args: argparse.Namespace, data, started: float) -> int:
         FROM_TRAIN_PY,
         story,
         test_accuracy=test_accuracy,
+        refusal=refusal,
         seed=config.seed,
         train_seconds=round(wall, 1),
         n_drawn=story.drawn,

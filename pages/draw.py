@@ -12,6 +12,7 @@ from canvas import drawing_pad
 from digits.app.logic import (
     EMPTY_PROMPT,
     NETWORK_VIEW_SCALE,
+    NOT_A_DIGIT,
     CurrentInput,
     Reading,
     mnist_input,
@@ -76,8 +77,12 @@ def show_reading(reading: Reading, key: str, with_view: bool = True, original=No
     if reading.proba is not None:
         # A horizontal container, unlike columns, keeps the two side by side on a phone.
         with st.container(horizontal=True):
-            st.metric("Prediction", str(reading.digit))
-            st.metric("Confidence", reading.confidence_text())
+            if reading.status == NOT_A_DIGIT:
+                st.metric("Prediction", "not a digit")
+                st.metric("Leans to", f"{reading.digit} ({reading.confidence_text()})")
+            else:
+                st.metric("Prediction", str(reading.digit))
+                st.metric("Confidence", reading.confidence_text())
         if not reading.is_sure:
             st.warning(reading.message())
         if original is not None:

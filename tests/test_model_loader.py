@@ -7,7 +7,14 @@ import pickle
 import numpy as np
 import pytest
 
-from model_loader import MODEL_PATH, ModelFileError, load_classifier, load_params, save_params
+from model_loader import (
+    DEFAULT_REFUSAL,
+    MODEL_PATH,
+    ModelFileError,
+    load_classifier,
+    load_params,
+    save_params,
+)
 from network import MLP
 
 
@@ -151,3 +158,35 @@ def test_the_committed_model_is_valid_and_carries_its_metadata():
     assert params["activation"] == "relu"
     for key in ("test_accuracy", "seed", "date", "config"):
         assert key in params
+
+
+def test_a_model_file_without_refusal_thresholds_loads_with_the_defaults(tmp_path, params):
+    assert "refusal" not in params
+    assert load_params(save_params(params, tmp_path / "m.pkl"))["refusal"] == DEFAULT_REFUSAL
+
+
+def test_refusal_thresholds_stored_in_the_model_file_load_back(tmp_path, params):
+    refusal = {"unsure_below": 0.8, "not_a_digit_below": np.float64(0.6)}
+    loaded = load_params(save_params({**params, "refusal": refusal}, tmp_path / "m.pkl"))
+    assert loaded["refusal"] == {"unsure_below": 0.8, "not_a_digit_below": 0.6}
+    assert all(type(value) is float for value in loaded["refusal"].values())
+
+
+@pytest.mark.parametrize(
+    ("refusal", "message"),
+    [
+        ({"unsure_below": 0.9}, "keys"),
+        ([0.9, 0.5], "keys"),
+        ({"unsure_below": 0.9, "not_a_digit_below": "0.5"}, "numbers"),
+        ({"unsure_below": 0.5, "not_a_digit_below": 0.9}, "not_a_digit_below <= unsure_below"),
+        ({"unsure_below": 1.5, "not_a_digit_below": 0.5}, "<= 1"),
+        ({"unsure_below": 0.9, "not_a_digit_below": float("nan")}, "<= 1"),
+    ],
+    ids=["missing key", "not a dict", "text", "crossed", "above one", "nan"],
+)
+def test_malformed_refusal_thresholds_are_rejected_naming_them(tmp_path, params, refusal, message):
+    path = tmp_path / "bad.pkl"
+    path.write_bytes(pickle.dumps({**params, "refusal": refusal}, protocol=5))
+    with pytest.raises(ModelFileError, match=message) as info:
+        load_params(path)
+    assert "refusal" in str(info.value)

@@ -20,9 +20,11 @@ from digits.data.preprocess import load_image, preprocess
 from model_loader import load_classifier
 
 LINE = re.compile(
-    r"^(?P<path>\S+): (?P<digit>\d) \(\d+\.\d%\)  next: \d \(\d+\.\d%\), \d \(\d+\.\d%\)$"
+    r"^(?P<path>\S+): (?P<unsure>not sure: )?(?P<digit>\d) \(\d+\.\d%\)  "
+    r"next: \d \(\d+\.\d%\), \d \(\d+\.\d%\)$"
 )
 EX_DATAERR, EX_NOINPUT = 65, 66
+EX_UNSURE, EX_NOT_A_DIGIT = 3, 4
 
 
 def run(*args, stdin=None):
@@ -144,12 +146,12 @@ def test_each_image_gets_one_line_with_its_digit_in_the_order_given(digits):
     labels = (3, 1, 4, 1, 5, 9, 2, 6, 0, 7, 8)
     paths = [digits[label] for label in labels]
     proc = run(*paths)
-    assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     lines = proc.stdout.splitlines()
     assert len(lines) == len(paths)
     matches = [LINE.match(line) for line in lines]
     assert all(matches), lines
+    assert proc.returncode == (EX_UNSURE if any(m["unsure"] for m in matches) else 0)
     assert [m["path"] for m in matches] == [str(p) for p in paths]
     predicted = [int(m["digit"]) for m in matches]
     # The provisional model reads all of them; a retrained one may slip on one.
@@ -178,7 +180,7 @@ def test_json_gives_one_object_per_image_with_ten_probabilities(digits, blank, b
     assert proc.returncode == EX_DATAERR
     records = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(records) == 4
-    keys = {"path", "digit", "confidence", "probabilities", "reason", "error"}
+    keys = {"path", "status", "digit", "confidence", "probabilities", "reason", "error"}
     assert all(set(r) == keys for r in records)
 
     for record, label in zip(records[:2], (7, 2), strict=True):
@@ -189,15 +191,34 @@ def test_json_gives_one_object_per_image_with_ten_probabilities(digits, blank, b
         assert all(isinstance(p, float) and 0 <= p <= 1 for p in probabilities)
         assert sum(probabilities) == pytest.approx(1, abs=1e-4)
         assert record["confidence"] == max(probabilities)
+        assert record["status"] == "digit"
         assert record["reason"] is record["error"] is None
 
     no_digit, unreadable = records[2:]
     assert no_digit["digit"] is no_digit["probabilities"] is no_digit["error"] is None
     assert "No digit found" in no_digit["reason"]
-    assert unreadable["digit"] is unreadable["probabilities"] is None
+    assert no_digit["status"] == "no_digit"
+    assert unreadable["digit"] is unreadable["probabilities"] is unreadable["status"] is None
     assert "not an image" in unreadable["error"]
     # Errors still reach stderr, so a script piping stdout onward sees them too.
     assert_one_error_line(proc.stderr, notes)
+
+
+def test_several_separate_digits_are_not_a_digit_with_exit_status_4(mnist, tmp_path):
+    row = Image.new("L", (840, 280), 0)
+    for i in range(3):
+        digit = Image.fromarray(mnist.test_images[i]).resize((280, 280))
+        row.paste(digit, (280 * i, 0))
+    path = tmp_path / "number.png"
+    row.save(path)
+    proc = run("--json", path)
+    assert proc.returncode == EX_NOT_A_DIGIT, proc.stdout
+    (record,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert record["status"] == "not_a_digit"
+    assert "--number" in record["reason"]
+    assert len(record["probabilities"]) == 10  # the lean is kept
+    text = run(path).stdout
+    assert text.startswith(f"{path}: not a digit: ")
 
 
 def test_top_sets_how_many_digits_are_shown(digits):
@@ -293,6 +314,9 @@ def test_help_documents_the_exit_statuses():
     proc = run("--help")
     assert proc.returncode == 0
     assert all(code in proc.stdout for code in ("65", "66", "EX_DATAERR", "EX_NOINPUT"))
+    assert all(status in proc.stdout for status in ("not sure", "not a digit", '"unsure"'))
+    assert re.search(r"^  3 +an image was not sure", proc.stdout, re.MULTILINE)
+    assert re.search(r"^  4 +an image was not a digit", proc.stdout, re.MULTILINE)
 
 
 def test_number_prints_the_digits_read_and_json_gives_their_boxes(tmp_path, mnist):

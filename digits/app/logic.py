@@ -11,12 +11,23 @@ from PIL import Image
 from digits.app.insights import percent_text, upscale
 from digits.data.mnist import IMAGE_SIDE, N_CLASSES, to_uint8
 from digits.data.preprocess import Preprocessed, to_8bit
+from digits.data.segment import find_pieces
+from model_loader import DEFAULT_REFUSAL, validate_refusal
 from network import Classifier
 
 # Below this top probability the app says it is unsure: the flag then holds most of the
 # mistakes on redrawn test digits while going up on few drawings (docs/design-notes.md, "Not
-# sure"; chosen again whenever the model changes).
-LOW_CONFIDENCE = 0.9
+# sure"; chosen again whenever the model changes). A model file may carry its own.
+LOW_CONFIDENCE = DEFAULT_REFUSAL["unsure_below"]
+
+# The four outcomes of a reading, in the words predict_single.py's JSON "status" uses.
+DIGIT, UNSURE, NOT_A_DIGIT, NO_DIGIT = "digit", "unsure", "not_a_digit", "no_digit"
+OUTCOMES = (DIGIT, UNSURE, NOT_A_DIGIT, NO_DIGIT)
+# Separate pieces of ink at least this share of the tallest's height are separate digits.
+DIGIT_PIECE_HEIGHT = 0.5
+SEVERAL_DIGITS = (
+    "This looks like several digits, not one; read it as a number (predict_single.py --number)."
+)
 
 # "What the network sees": each of the 28x28 input pixels becomes an 8x8 block on screen.
 NETWORK_VIEW_SCALE = 8
@@ -35,11 +46,26 @@ class Reading:
 
     preprocessed: Preprocessed
     proba: np.ndarray | None
+    # The model's thresholds (model_loader.validate_refusal) and how many separate digit-sized
+    # pieces of ink the input holds.
+    refusal: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REFUSAL))
+    pieces: int = 1
 
     @property
     def has_digit(self) -> bool:
         """Whether there was a digit to read."""
         return self.proba is not None
+
+    @property
+    def status(self) -> str:
+        """The outcome, one of OUTCOMES: the one decision the app and the command line show."""
+        if self.proba is None:
+            return NO_DIGIT
+        if self.pieces > 1 or self.confidence < self.refusal["not_a_digit_below"]:
+            return NOT_A_DIGIT
+        if self.confidence < self.refusal["unsure_below"]:
+            return UNSURE
+        return DIGIT
 
     @property
     def digit(self) -> int:
@@ -53,8 +79,8 @@ class Reading:
 
     @property
     def is_sure(self) -> bool:
-        """Whether the top probability reaches LOW_CONFIDENCE."""
-        return self.confidence >= LOW_CONFIDENCE
+        """Whether the reading is a sure digit."""
+        return self.status == DIGIT
 
     @property
     def runner_up(self) -> int:
@@ -67,10 +93,18 @@ class Reading:
 
     def message(self) -> str:
         """One plain sentence for the user when the reading needs one, else ""."""
-        if not self.has_digit:
+        status = self.status
+        if status == NO_DIGIT:
             return self.preprocessed.reason
-        if self.is_sure:
+        if status == DIGIT:
             return ""
+        if status == NOT_A_DIGIT:
+            if self.pieces > 1:
+                return SEVERAL_DIGITS
+            return (
+                f"This does not look like a digit (the network leans to {self.digit} at "
+                f"{self.confidence:.0%}, too little to call it one)."
+            )
         second = self.runner_up
         return (
             f"The network is not sure: it leans to {self.digit} ({self.confidence:.0%}), "
@@ -85,9 +119,34 @@ class Reading:
 
 def read_digit(classifier: Classifier, preprocessed: Preprocessed) -> Reading:
     """The classifier's reading of a preprocessed input (no prediction when it holds no digit)."""
-    if not preprocessed.has_digit:
-        return Reading(preprocessed, None)
-    return Reading(preprocessed, classifier.predict_proba(preprocessed.vector))
+    return read_digits(classifier, [preprocessed])[0]
+
+
+def read_digits(classifier: Classifier, inputs: list[Preprocessed]) -> list[Reading]:
+    """The readings of several preprocessed inputs, with one forward pass for all their digits."""
+    refusal = validate_refusal(classifier.params.get("refusal", DEFAULT_REFUSAL))
+    found = [i for i, preprocessed in enumerate(inputs) if preprocessed.has_digit]
+    probas = {}
+    if found:
+        stacked = np.stack([inputs[i].vector for i in found])
+        probas = dict(zip(found, np.atleast_2d(classifier.predict_proba(stacked)), strict=True))
+    return [
+        Reading(preprocessed, probas[i], refusal, digit_pieces(preprocessed))
+        if i in probas
+        else Reading(preprocessed, None, refusal)
+        for i, preprocessed in enumerate(inputs)
+    ]
+
+
+def digit_pieces(preprocessed: Preprocessed) -> int:
+    """How many separate digit-sized pieces of ink the input holds (1 for one digit)."""
+    ink = preprocessed.stages.get("background flattened")
+    if ink is None:  # an MNIST test image, one digit by construction
+        return 1
+    heights = [piece.box[3] - piece.box[1] for piece in find_pieces(ink)]
+    if not heights:
+        return 1
+    return sum(height >= DIGIT_PIECE_HEIGHT * max(heights) for height in heights)
 
 
 def mnist_input(image: np.ndarray) -> Preprocessed:

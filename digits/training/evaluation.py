@@ -113,3 +113,28 @@ def calibration(proba: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> Cali
         hits = np.bincount(which, right, n_bins) / counts
     gaps = np.nan_to_num(np.abs(hits - confidence))
     return Calibration(edges, confidence, hits, counts, float(gaps @ counts / max(len(top), 1)))
+
+
+# The share of validation digits the refusal may turn away: the threshold is the highest top
+# probability under which no more of them fall.
+MAX_DIGIT_REFUSAL = 0.005
+
+
+def refusal_curve(
+    digit_proba: np.ndarray, other_proba: np.ndarray, thresholds: np.ndarray
+) -> np.ndarray:
+    """(T, 3): threshold, share of digits and share of non-digits whose top probability is below."""
+    digit_top, other_top = digit_proba.max(axis=1), other_proba.max(axis=1)
+    return np.stack(
+        [
+            thresholds,
+            (digit_top[:, None] < thresholds).mean(axis=0),
+            (other_top[:, None] < thresholds).mean(axis=0),
+        ],
+        axis=1,
+    )
+
+
+def choose_refusal(digit_proba: np.ndarray, max_refused: float = MAX_DIGIT_REFUSAL) -> float:
+    """The top-probability threshold under which at most `max_refused` of (N, 10) digits fall."""
+    return float(np.quantile(digit_proba.max(axis=1), max_refused))

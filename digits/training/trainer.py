@@ -24,6 +24,7 @@ from digits.data.mnist import (
     load_drawn_training_set,
     with_drawn,
 )
+from digits.data.non_digits import non_digit_images
 from digits.training.evaluation import accuracy, predict_proba_batched
 from digits.training.prefetch import Prefetcher, open_prefetcher
 from network import MLP
@@ -33,6 +34,9 @@ from schedules import Constant, StepDecay, WarmupCosine
 # Images per unit of work handed to the batch-preparation thread: large enough that its
 # Python overhead is negligible, small enough that the chunk stays in cache-friendly sizes.
 PREFETCH_CHUNK = 2048
+# The label of a generated non-digit (uint8 labels have no -1), and its generator's seed.
+OUTLIER = 255
+OUTLIER_SEED = 11
 
 
 def chunk_size(batch_size: int) -> int:
@@ -68,6 +72,10 @@ class TrainConfig:
     # Whether the training images include MNIST digits drawn as people draw them and read back
     # by the product's preprocessing (drawn_digits.py); the caller adds them, fit takes arrays.
     drawn: bool = True
+    # How many generated non-digits (non_digits.py) are trained toward a uniform output, so the
+    # network learns to hesitate on what is not a digit (outlier exposure). Off by default until
+    # a model trained with them meets every target: the default run reproduces the shipped one.
+    outliers: int = 0
     val_size: int = 5000
     patience: int | None = None
     seed: int = 0
@@ -119,12 +127,14 @@ class DataStory:
     train: int  # of them, the ones trained on
     validation: int
     drawn: int  # MNIST training digits drawn again as people draw them, added to `train`
+    non_digits: int = 0  # generated letters, shapes and scribbles it learns to refuse
 
     @classmethod
     def of(cls, config: dict, n_drawn: int, n_mnist: int = N_TRAIN) -> DataStory:
         """The story of a run from its config (as in a model file) and its drawn count."""
         val_size = config.get("val_size", TrainConfig.val_size)
-        return cls(n_mnist, *split_sizes(n_mnist, val_size, config.get("limit")), n_drawn)
+        split = split_sizes(n_mnist, val_size, config.get("limit"))
+        return cls(n_mnist, *split, n_drawn, config.get("outliers") or 0)
 
     def sentence(self) -> str:
         """E.g. "the 60,000 MNIST training digits, 5,000 of them held out for validation, plus
@@ -132,9 +142,10 @@ class DataStory:
         used = self.train + self.validation
         which = f"the {used:,}" if used == self.mnist else f"{used:,} of the {self.mnist:,}"
         drawn = f", plus {self.drawn:,} drawn digits" if self.drawn else ""
+        refused = f" and {self.non_digits:,} generated non-digits" if self.non_digits else ""
         return (
             f"{which} MNIST training digits, {self.validation:,} of them held out for "
-            f"validation{drawn}"
+            f"validation{drawn}{refused}"
         )
 
 
@@ -142,7 +153,8 @@ def training_data(data: Mnist, config: TrainConfig, drawn_file: Path | str = DRA
     """(train_x, train_y), (val_x, val_y), story for `config`: its MNIST split, and drawings.
 
     With config.drawn, the drawings of the split's training images are appended to them
-    (drawn_digits.py); raises DatasetError if that file is missing or damaged.
+    (drawn_digits.py); raises DatasetError if that file is missing or damaged. With
+    config.outliers, that many generated non-digits labelled OUTLIER follow (non_digits.py).
     """
     (train_x, train_y), val = split_train_val(
         data.train_images, data.train_labels, config.val_size, config.limit
@@ -150,7 +162,14 @@ def training_data(data: Mnist, config: TrainConfig, drawn_file: Path | str = DRA
     n_mnist = len(train_x)
     if config.drawn:
         train_x, train_y = with_drawn(train_x, train_y, load_drawn_training_set(drawn_file))
-    story = DataStory(len(data.train_images), n_mnist, len(val[0]), len(train_x) - n_mnist)
+    story = DataStory(
+        len(data.train_images), n_mnist, len(val[0]), len(train_x) - n_mnist, config.outliers
+    )
+    if config.outliers:
+        rng = np.random.default_rng(np.random.SeedSequence([config.seed, OUTLIER_SEED]))
+        outliers, _ = non_digit_images(config.outliers, rng, train_x[:n_mnist])
+        train_x = np.concatenate([train_x, outliers])
+        train_y = np.concatenate([train_y, np.full(len(outliers), OUTLIER, train_y.dtype)])
     return (train_x, train_y), val, story
 
 
@@ -253,7 +272,14 @@ class EarlyStopping:
 class Stepper:
     """The optimizer steps of a run: the network, its update rule and the rate's schedule."""
 
-    def __init__(self, config: TrainConfig, network: MLP, steps_per_epoch: int):
+    def __init__(
+        self,
+        config: TrainConfig,
+        network: MLP,
+        steps_per_epoch: int,
+        rng: np.random.Generator | None = None,
+    ):
+        self.rng = rng if rng is not None else np.random.default_rng(config.seed)
         options = {"momentum": config.momentum} if config.optimizer == "sgd" else {}
         self.network = network
         self.optimizer = make_optimizer(
@@ -267,7 +293,7 @@ class Stepper:
         totals = EpochTotals(lr=self.schedule(self.step))
         for x, y in batches:
             totals.lr = self.schedule(self.step)
-            loss, batch_correct = self.network.loss_and_grad(x, y)
+            loss, batch_correct = self.network.loss_and_grad(x, self._uniform_outliers(y))
             self.optimizer.step(totals.lr)
             self.step += 1
             totals.loss_sum += loss * len(y)
@@ -279,6 +305,19 @@ class Stepper:
                 totals.stopped = True
                 break
         return totals
+
+    def _uniform_outliers(self, labels: np.ndarray) -> np.ndarray:
+        """The labels with each OUTLIER drawn afresh at random.
+
+        Cross-entropy against a uniformly random label is, on average, cross-entropy against
+        the uniform distribution: the outlier-exposure target (Hendrycks et al. 2019).
+        """
+        outliers = labels == OUTLIER
+        if not outliers.any():
+            return labels
+        labels = labels.copy()
+        labels[outliers] = self.rng.integers(N_CLASSES, size=int(outliers.sum()))
+        return labels
 
 
 def fit(
@@ -302,10 +341,12 @@ def fit(
     `config.patience`, training stops after that many epochs without a better validation
     accuracy, and the best weights are restored.
     """
-    seeds = np.random.SeedSequence(config.seed).spawn(3)
-    init_rng, order_rng, augment_rng = (np.random.default_rng(s) for s in seeds)
+    seeds = np.random.SeedSequence(config.seed).spawn(4)
+    init_rng, order_rng, augment_rng, outlier_rng = (np.random.default_rng(s) for s in seeds)
     network = network if network is not None else new_network(config, init_rng)
-    step = Stepper(config, network, steps_per_epoch(len(train_images), config.batch_size))
+    step = Stepper(
+        config, network, steps_per_epoch(len(train_images), config.batch_size), outlier_rng
+    )
     history: list[EpochRecord] = []
     early = EarlyStopping(config.patience)
     if on_start is not None:

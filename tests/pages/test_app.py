@@ -151,11 +151,26 @@ def test_a_drawing_that_is_not_a_digit_says_so_plainly(app):
     assert warning.value.startswith("No digit found")
 
 
-def test_a_reading_the_network_is_unsure_about_says_so(monkeypatch, tmp_path, mnist):
-    # A network with all-zero weights gives every digit 10%: as unsure as it gets.
-    path = tmp_path / "undecided.pkl"
+def undecided_model(path, refusal: dict | None = None):
+    """A model file whose all-zero weights give every digit 10%, with its own thresholds."""
     zeros = {"weights": [np.zeros((N_PIXELS, N_CLASSES), np.float32)]}
-    save_params({**zeros, "biases": [np.zeros(N_CLASSES, np.float32)]}, path)
+    extra = {} if refusal is None else {"refusal": refusal}
+    save_params({**zeros, "biases": [np.zeros(N_CLASSES, np.float32)], **extra}, path)
+    return path
+
+
+def test_a_reading_the_network_barely_leans_on_is_not_a_digit(monkeypatch, tmp_path, mnist):
+    at = app_with_model(monkeypatch, undecided_model(tmp_path / "undecided.pkl")).run()
+    draw_on_canvas(at, drawn(mnist.test_images[0]))
+    assert_no_exception(at)
+    assert metrics(at)["Prediction"] == "not a digit"
+    (warning,) = at.warning
+    assert "does not look like a digit" in warning.value
+
+
+def test_a_reading_between_the_models_thresholds_is_not_sure(monkeypatch, tmp_path, mnist):
+    refusal = {"unsure_below": 0.9, "not_a_digit_below": 0.05}
+    path = undecided_model(tmp_path / "undecided.pkl", refusal)
     at = app_with_model(monkeypatch, path).run()
     draw_on_canvas(at, drawn(mnist.test_images[0]))
     assert_no_exception(at)

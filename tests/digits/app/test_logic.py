@@ -5,10 +5,14 @@ import pytest
 from PIL import Image
 
 from digits.app.logic import (
+    DIGIT,
     LOW_CONFIDENCE,
     MNIST_STAGE,
     NETWORK_VIEW_SCALE,
+    NO_DIGIT,
+    NOT_A_DIGIT,
     STAGE_SIDE,
+    UNSURE,
     Reading,
     enlarge,
     mnist_input,
@@ -42,8 +46,9 @@ def digit_input() -> Preprocessed:
 class FixedClassifier:
     """Answers every input with the same probabilities and remembers what it was asked."""
 
-    def __init__(self, proba: np.ndarray):
+    def __init__(self, proba: np.ndarray, params: dict | None = None):
         self.proba = proba
+        self.params = params or {}
         self.inputs: list[np.ndarray] = []
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
@@ -54,10 +59,51 @@ class FixedClassifier:
 def test_read_digit_passes_the_784_vector_to_the_classifier():
     classifier = FixedClassifier(probabilities(1, 0.9))
     reading = read_digit(classifier, digit_input())
-    assert classifier.inputs[0].shape == (IMAGE_SIDE * IMAGE_SIDE,)
+    assert classifier.inputs[0].shape == (1, IMAGE_SIDE * IMAGE_SIDE)
     assert reading.has_digit
     assert reading.digit == 1
     assert reading.confidence == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize(("top", "status"), [(0.95, DIGIT), (0.7, UNSURE), (0.3, NOT_A_DIGIT)])
+def test_the_top_probability_against_the_models_thresholds_gives_the_outcome(top, status):
+    refusal = {"unsure_below": 0.8, "not_a_digit_below": 0.4}
+    reading = read_digit(
+        FixedClassifier(probabilities(5, top), {"refusal": refusal}), digit_input()
+    )
+    assert reading.status == status
+    assert reading.is_sure == (status == DIGIT)
+    assert reading.digit == 5
+
+
+def test_not_a_digit_says_so_and_names_the_lean():
+    reading = Reading(digit_input(), probabilities(3, 0.2))
+    assert reading.status == NOT_A_DIGIT
+    assert "does not look like a digit" in reading.message()
+    assert "3" in reading.message()
+
+
+def test_several_separate_digits_are_not_a_digit_and_point_to_reading_numbers():
+    drawing = np.zeros((280, 560), np.uint8)
+    for left in (60, 260, 460):
+        drawing[60:220, left : left + 20] = 255
+    reading = read_digit(FixedClassifier(probabilities(1, 0.99)), preprocess(drawing))
+    assert reading.pieces == 3
+    assert reading.status == NOT_A_DIGIT
+    assert "--number" in reading.message()
+
+
+def test_a_digit_with_a_small_separate_stroke_is_still_one_digit():
+    drawing = np.zeros((280, 280), np.uint8)
+    drawing[60:220, 130:150] = 255
+    drawing[200:220, 180:200] = 255  # a dot beside it, as a slip of the pen
+    reading = read_digit(FixedClassifier(probabilities(1, 0.99)), preprocess(drawing))
+    assert reading.status == DIGIT
+
+
+def test_a_blank_input_is_no_digit():
+    reading = read_digit(FixedClassifier(probabilities(1, 0.99)), preprocess(np.zeros((9, 9))))
+    assert reading.status == NO_DIGIT
 
 
 def test_an_input_without_a_digit_gets_no_prediction_and_says_why():
@@ -155,6 +201,16 @@ def test_stage_gallery_keeps_the_stage_names_in_order_and_fits_each_stage():
             assert image.width % stage.shape[1] == 0
             assert image.height % stage.shape[0] == 0
             assert max(image.size) > STAGE_SIDE // 2, name
+
+
+def test_stage_gallery_shows_the_noise_removal_of_a_noisy_photo():
+    photo = np.full((280, 280), 235, np.uint8)
+    photo[60:220, 130:150] = 30
+    hit = np.random.default_rng(0).random(photo.shape)
+    photo[hit < 0.02] = 0
+    photo[hit > 0.98] = 255
+    names = [name for name, _ in stage_gallery(preprocess(photo).stages)]
+    assert names[:2] == ["grayscale", "impulse noise removed"]
 
 
 def test_mnist_input_hands_the_stored_image_to_the_network_unchanged():
