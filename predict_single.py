@@ -169,7 +169,7 @@ def number_record(path: str, digits: list[DigitReading]) -> dict:
         "digits": [
             {
                 "digit": d.reading.digit,
-                "confidence": round(d.reading.confidence, 6),
+                "confidence": round(d.confidence, 6),
                 "status": d.status,
                 "box": list(d.box),
             }
@@ -193,7 +193,7 @@ def print_numbers(classifier, args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(number_record(path, digits)))
         elif digits:
-            each = ", ".join(f"{d.text} {d.reading.confidence:.0%}" for d in digits)
+            each = ", ".join(f"{d.text} {d.confidence:.0%}" for d in digits)
             print(f"{path}: {number_text(digits)}  ({each})")
         else:
             print(f"{path}: No number found: the image has no digits.")

@@ -1,30 +1,32 @@
-"""Read a number of several digits: the pieces found, and touching digits split by recognition."""
+"""Read a number of several digits: digits/data/segment.py finds them, the network judges cuts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+from PIL import Image
 
-from digits.app.logic import Reading
+from digits.app.logic import LOW_CONFIDENCE, Reading
 from digits.data.preprocess import preprocess
-from digits.data.segment import Piece, cut_candidates, find_pieces, ink_map
+from digits.data.segment import Piece, ink_map, segment
 from network import Classifier
 
-# A piece wider than this times its height may be several touching digits.
-SPLIT_ASPECT = 1.25
-# Candidate cuts tried inside one wide piece.
-MAX_CUTS = 4
 # Status names for a digit's reading; one function maps a reading to them.
 SURE, UNSURE = "sure", "unsure"
+# Each piece is read with this share of its longest side as a black margin round it, so the
+# preprocessing sees a clean border, as it does round a single drawn digit.
+MARGIN_FRACTION = 0.25
 
 
 @dataclass(frozen=True)
 class DigitReading:
-    """One digit of a number: its box (x0, y0, x1, y1) in image pixels and its reading."""
+    """One digit of a number: its box (x0, y0, x1, y1) in image pixels, its reading and its ink
+    (h, w) uint8 as cut out of the number."""
 
     box: tuple[int, int, int, int]
     reading: Reading
+    ink: np.ndarray = field(repr=False, compare=False)
 
     @property
     def status(self) -> str:
@@ -32,22 +34,48 @@ class DigitReading:
 
     @property
     def text(self) -> str:
-        """The digit, or "?" when the network is unsure."""
+        """The digit, or "?" when the network is unsure or sees no digit."""
         return str(self.reading.digit) if self.status == SURE else "?"
+
+    @property
+    def confidence(self) -> float:
+        """The top probability, 0 when the piece held no digit."""
+        return self.reading.confidence if self.reading.has_digit else 0.0
 
 
 def status_of(reading: Reading) -> str:
     """The status shown for a reading: SURE or UNSURE (extend here for new outcomes)."""
-    return SURE if reading.is_sure else UNSURE
+    return SURE if reading.has_digit and reading.is_sure else UNSURE
 
 
-def read_number(classifier: Classifier, image) -> list[DigitReading]:
+def read_number(classifier: Classifier, image: Image.Image | np.ndarray) -> list[DigitReading]:
     """Every digit in an image of a number, left to right."""
-    ink = ink_map(image)
-    digits: list[DigitReading] = []
-    for piece in find_pieces(ink):
-        digits.extend(_read_piece(classifier, piece))
-    return digits
+    ink, scale = ink_map(image)
+    readings: dict[int, Reading] = {}
+
+    def score(pieces: list[Piece]) -> list[float]:
+        read = read_pieces(classifier, pieces)
+        readings.update((id(p), r) for p, r in zip(pieces, read, strict=True))
+        return [r.confidence if r.has_digit else 0.0 for r in read]
+
+    size = image.size if isinstance(image, Image.Image) else (image.shape[1], image.shape[0])
+    return [
+        DigitReading(_image_box(p.box, scale, size), readings[id(p)], p.ink)
+        for p in segment(ink, score, LOW_CONFIDENCE)
+    ]
+
+
+def read_pieces(classifier: Classifier, pieces: list[Piece]) -> list[Reading]:
+    """Each piece preprocessed like a single digit and read, in one forward pass."""
+    prepared = [
+        preprocess(np.pad(p.ink, round(MARGIN_FRACTION * max(p.ink.shape)))) for p in pieces
+    ]
+    found = [i for i, p in enumerate(prepared) if p.has_digit]
+    probas: dict[int, np.ndarray] = {}
+    if found:
+        stacked = np.stack([prepared[i].vector for i in found])
+        probas = dict(zip(found, classifier.predict_proba(stacked), strict=True))
+    return [Reading(p, probas.get(i)) for i, p in enumerate(prepared)]
 
 
 def number_text(digits: list[DigitReading]) -> str | None:
@@ -55,51 +83,15 @@ def number_text(digits: list[DigitReading]) -> str | None:
     return "".join(d.text for d in digits) or None
 
 
-def _read_piece(classifier: Classifier, piece: Piece) -> list[DigitReading]:
-    """The piece read as one digit, or split at the cuts whose pieces the network reads best."""
-    x0, y0, x1, y1 = piece.box
-    height = y1 - y0
-    cuts = [0]
-    if x1 - x0 > SPLIT_ASPECT * height:
-        cuts += cut_candidates(piece, MAX_CUTS)
-    cuts.append(x1 - x0)
-    segments = [(a, b) for i, a in enumerate(cuts) for b in cuts[i + 1 :]]
-    readings = _read_segments(classifier, piece, segments)
-    # Dynamic programming over cuts: the best product of confidences up to each cut.
-    best: dict[int, tuple[float, list[tuple[int, int]]]] = {0: (0.0, [])}
-    for b in cuts[1:]:
-        options = [
-            (best[a][0] + np.log(max(readings[(a, b)].confidence, 1e-9)), [*best[a][1], (a, b)])
-            for a in cuts
-            if a < b and a in best and readings[(a, b)].has_digit
-        ]
-        if options:
-            best[b] = max(options, key=lambda o: o[0])
-    end = cuts[-1]
-    chosen = best[end][1] if end in best else [(0, end)]
-    return [
-        DigitReading(_segment_box(piece, a, b), readings[(a, b)])
-        for a, b in chosen
-        if readings[(a, b)].has_digit
-    ]
-
-
-def _read_segments(classifier, piece: Piece, segments) -> dict[tuple[int, int], Reading]:
-    """Each column range of the piece preprocessed and read, in one forward pass."""
-    # A margin of background, so preprocessing sees a clean border round the ink.
-    margin = max(piece.ink.shape) // 4
-    prepared = {s: preprocess(np.pad(piece.ink[:, s[0] : s[1]], margin)) for s in segments}
-    found = [s for s, p in prepared.items() if p.has_digit]
-    probas = {}
-    if found:
-        stacked = np.stack([prepared[s].vector for s in found])
-        probas = dict(zip(found, classifier.predict_proba(stacked), strict=True))
-    return {s: Reading(prepared[s], probas.get(s)) for s in segments}
-
-
-def _segment_box(piece: Piece, a: int, b: int) -> tuple[int, int, int, int]:
-    """The image-pixel box of the piece's columns [a, b), trimmed to its ink."""
-    x0, y0, _, _ = piece.box
-    rows = np.flatnonzero(piece.ink[:, a:b].any(axis=1))
-    top, bottom = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, piece.ink.shape[0])
-    return (x0 + a, y0 + top, x0 + b, y0 + bottom)
+def _image_box(
+    box: tuple[int, int, int, int], scale: float, size: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """An ink-map box in the image's own pixels, (x0, y0, x1, y1), inside its (width, height)."""
+    x0, y0, x1, y1 = box
+    width, height = size
+    return (
+        max(0, int(x0 * scale)),
+        max(0, int(y0 * scale)),
+        min(width, int(np.ceil(x1 * scale))),
+        min(height, int(np.ceil(y1 * scale))),
+    )
