@@ -55,6 +55,14 @@ _PAD_SCRIPT = """<script>
     root.appendChild(style);
   });
   new MutationObserver(hide).observe(document.body, { childList: true, subtree: true });
+  // A host can be added before it attaches its shadow root, and attaching one changes nothing
+  // the observer sees: style each new root as soon as it is attached, too.
+  const attach = Element.prototype.attachShadow;
+  Element.prototype.attachShadow = function (init) {
+    const root = attach.call(this, init);
+    queueMicrotask(hide);
+    return root;
+  };
   hide();
   document.addEventListener("click", (event) => {
     for (const [key, label] of KEYS) {
