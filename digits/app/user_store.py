@@ -222,22 +222,38 @@ class UserStore:
                 conn.close()
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
-        """Check that the file is ours, creating the table in an empty one, and turn on WAL."""
+        """Check that the file is ours and ready (the table, WAL), setting up one that is not."""
         # _is_ours reads twice; in one transaction both reads see the same version of the file,
         # not an empty file's id and then the table another writer has just created.
         conn.execute("BEGIN")
-        ours = self._is_ours(conn)
+        ready = self._is_ours(conn) and conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         conn.execute("COMMIT")
-        if not ours:
-            # Two first writers may both find the file empty: the second waits here, then
-            # sees the first one's table.
-            conn.execute("BEGIN IMMEDIATE")
+        if not ready:
+            self._set_up()
+
+    def _set_up(self) -> None:
+        """Create the table in an empty file and turn on WAL, holding the file alone throughout.
+
+        Turning on WAL upgrades a read of the file to a write, which SQLite refuses at once,
+        whatever the busy timeout, while another connection writes; so no other may hold it.
+        """
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            # Two first writers queue here; the second finds the file ready.
+            conn.execute("BEGIN EXCLUSIVE")
             if not self._is_ours(conn):
                 conn.execute(SCHEMA)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                conn.execute("COMMIT")
+                return
+            # Exclusive locking mode keeps this transaction's lock after COMMIT, up to close.
+            conn.execute("PRAGMA locking_mode = EXCLUSIVE")
             conn.execute("COMMIT")
-        conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA journal_mode = WAL")
+        finally:
+            conn.close()
 
     def _is_ours(self, conn: sqlite3.Connection) -> bool:
         """True for this app's database, False for an empty file; raises for anything else."""

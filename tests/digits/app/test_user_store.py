@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import zipfile
+from contextlib import closing
 
 import numpy as np
 import pytest
@@ -182,6 +183,27 @@ def test_answers_from_many_threads_at_once_are_all_kept(store):
     sources = sorted(s.source for s in store.samples())
     expected = sorted(f"thread{w}-{i}" for w in range(WRITERS) for i in range(ANSWERS_EACH))
     assert sources == expected
+
+
+def test_a_file_in_rollback_journal_mode_is_switched_to_wal_without_failing_a_writer(store):
+    # SQLite refuses a journal-mode switch at once, busy timeout or not, while another
+    # connection writes: the switch that made answers fail with "database is locked".
+    UserStore(store.path).count()
+    with closing(sqlite3.connect(store.path)) as conn:
+        conn.execute("PRAGMA journal_mode = DELETE")
+    writer = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("DELETE FROM samples")
+    # The writer finishes while add() waits for it; add() must wait, not fail at once.
+    finish = threading.Timer(0.2, writer.execute, ("COMMIT",))
+    finish.start()
+    try:
+        store.add(3, network_input(0), b"png")
+    finally:
+        finish.join()
+    assert store.count() == 1
+    with closing(sqlite3.connect(store.path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 # Each process waits for the others' start signal (a file), then adds its answers.
