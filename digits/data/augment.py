@@ -18,9 +18,11 @@ microsecond, so (bench/bench_augment.py measures the result):
 - Clipping positions to the one-pixel zero border stands in for a wide margin.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+
+from digits.data.mnist import to_input
 
 WARP_CHUNK = 64
 GROUP = 1024  # images per augment_batch step; their thickness frames take about 1 MB
@@ -41,6 +43,10 @@ class AugmentConfig:
     max_shift_px: float = 2.5
     thickness_prob: float = 0.7  # chance that a sample's strokes get thicker or thinner
     max_thickness: float = 0.9  # largest blend towards the dilated or eroded image
+    prob: float = 1.0  # chance that a sample is augmented at all; the rest pass through plain
+    # Elastic distortion (Simard et al. 2003), made cheap: each point of a coarse grid over the
+    # image moves by a normal offset of this many pixels, and every pixel in between follows.
+    elastic_px: float = 0.0
 
 
 def random_affine_matrices(
@@ -148,6 +154,37 @@ def stroke_thickness(images: np.ndarray, amount: np.ndarray) -> np.ndarray:
     return out
 
 
+# Points per side of the grid the elastic offsets are drawn on: a few strokes' width apart.
+ELASTIC_GRID = 4
+
+
+def random_displacements(
+    n: int, rng: np.random.Generator, config: AugmentConfig
+) -> np.ndarray | None:
+    """Random elastic offsets (n, 2, ELASTIC_GRID**2) float32 in pixels, or None without."""
+    if not config.elastic_px:
+        return None
+    offsets = rng.normal(0.0, config.elastic_px, (n, 2, ELASTIC_GRID**2))
+    return offsets.astype(np.float32)
+
+
+def elastic_basis(shape: tuple[int, int], points: int = ELASTIC_GRID) -> np.ndarray:
+    """Weights (points**2, h * w) float32: how much each grid point's offset moves each pixel.
+
+    Bilinear between the grid points, which span the image from edge to edge, so the offsets
+    of all the points make a smooth field over the whole image.
+    """
+
+    def tents(size: int) -> np.ndarray:  # (points, size): 1 at its point, 0 at the next
+        at = np.linspace(0, size - 1, points)
+        spacing = at[1] - at[0]
+        return np.maximum(0.0, 1 - np.abs(np.arange(size) - at[:, None]) / spacing)
+
+    h, w = shape
+    basis = tents(h)[:, None, :, None] * tents(w)[None, :, None, :]
+    return basis.reshape(points * points, h * w).astype(np.float32)
+
+
 def _inverse_maps(matrices: np.ndarray) -> np.ndarray:
     """The inverses (n, 2, 3) float64 of forward maps (n, 2, 3): output pixel -> source pixel."""
     m = matrices.astype(np.float64)
@@ -160,22 +197,27 @@ def _inverse_maps(matrices: np.ndarray) -> np.ndarray:
     return inverse
 
 
-def _source_coefficients(matrices: np.ndarray, chunk: int) -> np.ndarray:
-    """Per-chunk maps (blocks, 2 * chunk, 3) float32 from output (j, i, 1) to source x, then y.
+def _source_coefficients(
+    matrices: np.ndarray, chunk: int, displacements: np.ndarray | None = None
+) -> np.ndarray:
+    """Per-chunk maps (blocks, 2 * chunk, 3 + k) float32 from output (j, i, 1, basis) to source
+    x, then y, with k the elastic grid points (0 without displacements (n, 2, k)).
 
-    Positions are in 1/16 px of the zero-bordered frame plus 2**23; the constant column is an
-    integer, so float32 rounds each position to an integer, within 1/16 px. Padding maps of the
-    last chunk are the identity.
+    Positions are in 1/16 px of the zero-bordered frame plus 2**23, where float32 rounds each
+    position to an integer, within 1/16 px. Padding maps of the last chunk are the identity.
     """
     n = len(matrices)
     blocks = -(-n // chunk)
-    coefficients = np.zeros((blocks * chunk, 2, 3))
+    k = 0 if displacements is None else displacements.shape[2]
+    coefficients = np.zeros((blocks * chunk, 2, 3 + k))
     coefficients[:, 0, 0] = coefficients[:, 1, 1] = 1
-    coefficients[:n] = _inverse_maps(matrices)
+    coefficients[:n, :, :3] = _inverse_maps(matrices)
+    if displacements is not None:
+        coefficients[:n, :, 3:] = displacements
     coefficients *= _ONE
     coefficients[:, :, 2] = np.rint(coefficients[:, :, 2]) + _ONE + _MAGIC  # + the border
-    by_block = coefficients.reshape(blocks, chunk, 2, 3).transpose(0, 2, 1, 3)
-    return by_block.reshape(blocks, 2 * chunk, 3).astype(np.float32)
+    by_block = coefficients.reshape(blocks, chunk, 2, 3 + k).transpose(0, 2, 1, 3)
+    return by_block.reshape(blocks, 2 * chunk, 3 + k).astype(np.float32)
 
 
 class _WarpBuffers:
@@ -185,8 +227,9 @@ class _WarpBuffers:
     with, so a chunk runs `fill_table`, `locate`, `interpolate`, `store` in that order.
     """
 
-    def __init__(self, chunk: int, h: int, w: int) -> None:
+    def __init__(self, chunk: int, h: int, w: int, elastic: bool = False) -> None:
         self.chunk, self.h, self.w, self.hw = chunk, h, w, h * w
+        self.elastic = elastic
         self.cols = w + 1
         self.size = (h + 2) * self.cols
         self._init_table()
@@ -210,6 +253,8 @@ class _WarpBuffers:
         chunk, h, w, hw, cols, size = self.chunk, self.h, self.w, self.hw, self.cols, self.size
         pixel_rows, pixel_cols = np.divmod(np.arange(hw), w)
         self.grid = np.stack([pixel_cols, pixel_rows, np.ones(hw)]).astype(np.float32)
+        if self.elastic:
+            self.grid = np.concatenate([self.grid, elastic_basis((h, w))])
         # Clipping to the frame's border is exact: there fx or fy is 0, and every tap with a
         # non-zero weight lies on the zero border.
         self.x_limit, self.y_limit = _MAGIC + _ONE * (w + 1), _MAGIC + _ONE * (h + 1)
@@ -289,11 +334,16 @@ class _WarpBuffers:
 
 
 def warp_affine(
-    images: np.ndarray, matrices: np.ndarray, out: np.ndarray | None = None
+    images: np.ndarray,
+    matrices: np.ndarray,
+    out: np.ndarray | None = None,
+    displacements: np.ndarray | None = None,
 ) -> np.ndarray:
     """Warp uint8 images (n, h, w) by forward maps (n, 2, 3) into float32 (n, h*w) in [0, 1].
 
-    Bilinear with zeros outside the image; sample positions are accurate to 1/16 pixel.
+    Bilinear with zeros outside the image; sample positions are accurate to 1/16 pixel. With
+    displacements (n, 2, ELASTIC_GRID**2) from random_displacements, each output pixel also
+    samples that far (in pixels, along x then y) from where the map alone would.
     """
     n, h, w = images.shape
     if out is None:
@@ -302,8 +352,8 @@ def warp_affine(
         return out
     images = np.ascontiguousarray(images, dtype=np.uint8)
     chunk = min(WARP_CHUNK, n)
-    buffers = _WarpBuffers(chunk, h, w)
-    coefficients = _source_coefficients(matrices, chunk)
+    buffers = _WarpBuffers(chunk, h, w, elastic=displacements is not None)
+    coefficients = _source_coefficients(matrices, chunk, displacements)
     for block, start in enumerate(range(0, n, chunk)):
         stop = min(start + chunk, n)
         buffers.fill_table(images[start:stop])
@@ -324,13 +374,21 @@ def augment_batch(
     Pixels are scaled to [0, 1] like the plain input; the same rng state gives the same output.
     """
     n, h, w = images.shape
-    matrices = random_affine_matrices(n, rng, config, (h, w))
-    thickness = random_thickness(n, rng, config)
     if out is None:
         out = np.empty((n, h * w), np.float32)
+    if config.prob < 1:
+        plain = rng.random(n) >= config.prob
+        out[plain] = to_input(images[plain])
+        picked = np.flatnonzero(~plain)
+        out[picked] = augment_batch(images[picked], rng, replace(config, prob=1.0))
+        return out
+    matrices = random_affine_matrices(n, rng, config, (h, w))
+    thickness = random_thickness(n, rng, config)
+    displacements = random_displacements(n, rng, config)
     # In groups, so the thickened copy of the images is still in cache when it is warped.
     for start in range(0, n, GROUP):
         stop = min(start + GROUP, n)
         thick = stroke_thickness(images[start:stop], thickness[start:stop])
-        warp_affine(thick, matrices[start:stop], out[start:stop])
+        moved = None if displacements is None else displacements[start:stop]
+        warp_affine(thick, matrices[start:stop], out[start:stop], moved)
     return out

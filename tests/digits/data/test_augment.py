@@ -6,14 +6,18 @@ import numpy as np
 import pytest
 
 from digits.data.augment import (
+    ELASTIC_GRID,
     WARP_CHUNK,
     AugmentConfig,
     augment_batch,
+    elastic_basis,
     random_affine_matrices,
+    random_displacements,
     random_thickness,
     stroke_thickness,
     warp_affine,
 )
+from digits.data.mnist import to_input
 
 SIDE = 28
 CENTRE = (SIDE - 1) / 2
@@ -236,3 +240,48 @@ def test_random_thickness_picks_about_thickness_prob_of_the_samples():
     amount = random_thickness(10_000, np.random.default_rng(0), config)
     assert 0.27 < np.count_nonzero(amount) / 10_000 < 0.33
     assert np.abs(amount).max() <= 0.6
+
+
+def test_prob_zero_passes_every_sample_through_plain(digits):
+    out = augment_batch(digits, np.random.default_rng(0), AugmentConfig(prob=0.0))
+    np.testing.assert_array_equal(out, to_input(digits))
+
+
+def test_prob_augments_about_that_share_of_the_samples(digits):
+    out = augment_batch(digits, np.random.default_rng(0), AugmentConfig(prob=0.5))
+    plain = np.all(out == to_input(digits), axis=1)
+    assert 0.35 < plain.mean() < 0.65
+
+
+def test_elastic_basis_weights_add_up_to_one_at_every_pixel():
+    basis = elastic_basis((SIDE, SIDE))
+    assert basis.shape == (ELASTIC_GRID**2, SIDE * SIDE)
+    np.testing.assert_allclose(basis.sum(axis=0), 1, atol=1e-6)
+
+
+def test_the_same_offset_at_every_grid_point_is_a_shift(digits):
+    # The weights add up to one, so the field is that offset everywhere: output pixel p
+    # samples p + offset, i.e. the digit moves by minus the offset. Float32 may round a
+    # position to the next 1/16 px, which changes a pixel by at most 1/16 per axis.
+    offsets = np.zeros((len(digits), 2, ELASTIC_GRID**2), np.float32)
+    offsets[:, 0], offsets[:, 1] = 2, -3
+    identity = np.repeat(forward_map(), len(digits), axis=0)
+    moved = warp_affine(digits, identity, displacements=offsets)
+    shifted = warp_affine(digits, np.repeat(forward_map(shift=(-2, 3)), len(digits), axis=0))
+    np.testing.assert_allclose(moved, shifted, rtol=0, atol=2 / 16)
+    assert np.mean(np.abs(moved - shifted)) < 0.005
+
+
+def test_uneven_offsets_bend_the_digit_and_keep_most_of_its_ink(digits):
+    config = replace(STILL, elastic_px=1.5)
+    out = augment_batch(digits, np.random.default_rng(0), config)
+    assert np.all(np.any(out != to_input(digits), axis=1))
+    ink_ratio = out.sum(axis=1) / to_input(digits).sum(axis=1)
+    assert 0.8 < np.median(ink_ratio) < 1.2
+
+
+def test_no_elastic_offsets_are_drawn_unless_asked_for():
+    assert random_displacements(5, np.random.default_rng(0), AugmentConfig()) is None
+    offsets = random_displacements(4000, np.random.default_rng(0), AugmentConfig(elastic_px=1.5))
+    assert offsets.shape == (4000, 2, ELASTIC_GRID**2)
+    assert abs(offsets.std() - 1.5) < 0.02
