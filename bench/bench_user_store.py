@@ -64,7 +64,8 @@ def load_store(revision: str, folder: Path) -> tuple[str, ModuleType]:
         path, label = folder / f"user_store_{commit}.py", f"{revision} ({commit})"
         path.write_text(source)
     spec = importlib.util.spec_from_file_location(f"bench_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -214,9 +215,10 @@ def main() -> None:
 
 
 def print_case(kind: str, file: str, case: Case) -> None:
+    seconds = statistics.median(case.seconds)
     print(f"  {kind:9} {file:16} lost {case.lost:5} of {case.given}  "
           f"repetitions with a loss {case.repetitions_with_loss:2}  "
-          f"(refused {case.refused})  median {statistics.median(case.seconds):5.2f} s/repetition")  # fmt: skip
+          f"(refused {case.refused})  median {seconds:5.2f} s/repetition")  # fmt: skip
     if case.first_error:
         print(f"    first error: {case.first_error}")
 
