@@ -11,7 +11,10 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import pickletools
+import struct
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +37,15 @@ ALLOWED_GLOBALS = {
     ("numpy._core.multiarray", "scalar"),
     ("numpy.core.multiarray", "scalar"),
 }
+# Protocols 0-2 have no bytes type, so NumPy writes an array's bytes as a latin-1 string and
+# `_codecs.encode(text, "latin1")`; that call, and only with that codec, is allowed.
+LATIN1_ENCODE = ("_codecs", "encode")
+
+# Bounds a model file must keep before it is unpickled: its size, the number of pickle
+# operations (the shipped file has a few hundred) and how deeply its containers nest.
+MAX_MODEL_BYTES = 256 * 1024 * 1024
+MAX_PICKLE_OPS = 100_000
+MAX_NESTING = 32
 
 
 # The top probabilities under which a reading is "not sure" and "not a digit", for a model
@@ -49,10 +61,19 @@ class _ForbiddenGlobal(pickle.UnpicklingError):
     """Raised, before anything runs, for a global outside the allow-list."""
 
 
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """`_codecs.encode` as protocol-2 array pickles use it, refusing any other codec."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise _ForbiddenGlobal(f"_codecs.encode with {encoding!r}")
+    return text.encode("latin-1")
+
+
 class _ArraysOnlyUnpickler(pickle.Unpickler):
     """Unpickler that resolves only the globals NumPy arrays are rebuilt from."""
 
     def find_class(self, module: str, name: str):
+        if (module, name) == LATIN1_ENCODE:
+            return _latin1_encode
         if (module, name) not in ALLOWED_GLOBALS:
             raise _ForbiddenGlobal(f"{module}.{name}")
         return super().find_class(module, name)
@@ -61,27 +82,92 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
 def load_params(path: str | os.PathLike = MODEL_PATH) -> dict:
     """Read and validate a model file; returns its dict with float32 weights and biases."""
     path = Path(path)
+    raw = unpickle_safely(path, _read_model_file(path))
+    try:
+        return validate_params(raw)
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: {exc}; {RETRAIN_HINT}.") from None
+
+
+def _read_model_file(path: Path) -> bytes:
+    """The bytes of a model file, or ModelFileError saying why there are none."""
     if path.is_dir():
         raise ModelFileError(f"{path} is a folder, not a model file; {RETRAIN_HINT}.")
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(MAX_MODEL_BYTES + 1)
     except FileNotFoundError:
         raise ModelFileError(f"{path} was not found; {RETRAIN_HINT}.") from None
+    except PermissionError:
+        raise ModelFileError(f"{path} cannot be read (permission denied).") from None
+    if len(data) > MAX_MODEL_BYTES:
+        raise ModelFileError(
+            f"{path} is larger than any model file ({MAX_MODEL_BYTES // 2**20} MB); {RETRAIN_HINT}."
+        )
+    return data
+
+
+def unpickle_safely(path: Path, data: bytes):
+    """Unpickle a model file's bytes with nothing executed and every claim checked first."""
     try:
+        _check_operations(data)
         raw = _ArraysOnlyUnpickler(io.BytesIO(data)).load()
+        _check_nesting(raw)
     except _ForbiddenGlobal as exc:
         raise ModelFileError(
             f"{path} was refused: it asks to load {exc}, which a model file never needs "
             f"(it may be an attempt to run code); {RETRAIN_HINT}."
         ) from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError) as exc:
+    # Whatever a damaged or crafted pickle makes the unpickler or NumPy's rebuilding raise.
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        IndexError,
+        KeyError,
+        AttributeError,
+        OverflowError,
+        MemoryError,
+        RecursionError,
+        struct.error,
+    ) as exc:
         raise ModelFileError(
             f"{path} is truncated or not a model file ({type(exc).__name__}); {RETRAIN_HINT}."
         ) from None
-    try:
-        return validate_params(raw)
-    except ValueError as exc:
-        raise ModelFileError(f"{path}: {exc}; {RETRAIN_HINT}.") from None
+    return raw
+
+
+def _check_operations(data: bytes) -> None:
+    """Walk the pickle's operations without building anything; raises ValueError for a length
+    beyond the end of the file (so nothing is allocated for it) or too many operations."""
+    # pickletools warns about odd escapes in protocol-0 strings; the unpickler judges those.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for count, _ in enumerate(pickletools.genops(data), 1):
+            if count > MAX_PICKLE_OPS:
+                raise ValueError(f"more than {MAX_PICKLE_OPS} pickle operations")
+
+
+def _check_nesting(raw) -> None:
+    """Raises ValueError if containers (dicts, lists, tuples, object arrays) nest deeper than
+    MAX_NESTING, which no model file does and code that walks the metadata could not survive."""
+    level = [raw]
+    for _ in range(MAX_NESTING):
+        level = [child for item in level for child in _children(item)]
+        if not level:
+            return
+    raise ValueError(f"containers nested more than {MAX_NESTING} deep")
+
+
+def _children(item) -> list:
+    if isinstance(item, dict):
+        return list(item.values())
+    if isinstance(item, list | tuple):
+        return list(item)
+    if isinstance(item, np.ndarray) and item.dtype == object:
+        return list(item.ravel())
+    return []
 
 
 def validate_params(raw) -> dict:

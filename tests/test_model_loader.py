@@ -6,7 +6,11 @@ import pickle
 
 import numpy as np
 import pytest
+from helpers.hostile import hostile_models
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+import model_loader
 from model_loader import (
     DEFAULT_REFUSAL,
     MODEL_PATH,
@@ -190,3 +194,111 @@ def test_malformed_refusal_thresholds_are_rejected_naming_them(tmp_path, params,
     with pytest.raises(ModelFileError, match=message) as info:
         load_params(path)
     assert "refusal" in str(info.value)
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_a_model_pickled_with_any_protocol_loads_the_same(tmp_path, params, protocol):
+    # Protocols 0-2 (older Python and NumPy) write array bytes through _codecs.encode.
+    path = tmp_path / "m.pkl"
+    path.write_bytes(pickle.dumps(params, protocol=protocol))
+    loaded = load_params(path)
+    for a, b in zip(loaded["weights"], params["weights"], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_codecs_encode_is_allowed_only_with_the_latin1_codec_arrays_need(tmp_path):
+    # _codecs.encode("...", "zlib") would be harmless, but nothing beyond what arrays need
+    # is let through.
+    path = tmp_path / "m.pkl"
+    path.write_bytes(b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00abcX\x04\x00\x00\x00zlib\x86R.")
+    with pytest.raises(
+        ModelFileError, match=r"refused: it asks to load _codecs\.encode with 'zlib'"
+    ):
+        load_params(path)
+
+
+HOSTILE_MODELS = hostile_models(pickle.dumps(MLP((784, 8, 10), np.random.default_rng(0)).export()))
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_MODELS))
+def test_a_hostile_model_file_is_refused_in_one_line_without_allocating_its_claims(tmp_path, name):
+    path = tmp_path / "hostile.pkl"
+    path.write_bytes(HOSTILE_MODELS[name])
+    with pytest.raises(ModelFileError) as info:
+        load_params(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(str(path))
+    assert message.endswith("run `python train.py` to train a new one.")
+
+
+def nested_lists(depth: int) -> list:
+    inner: list = []
+    for _ in range(depth - 1):
+        inner = [inner]
+    return inner
+
+
+def test_metadata_nested_deeper_than_any_model_needs_is_refused(tmp_path, params):
+    # The params dict is the first level, so its metadata can hold MAX_NESTING - 1 more.
+    path = tmp_path / "m.pkl"
+    deepest = nested_lists(model_loader.MAX_NESTING - 1)
+    path.write_bytes(pickle.dumps({**params, "notes": deepest}))
+    assert load_params(path)["notes"] == deepest
+    path.write_bytes(pickle.dumps({**params, "notes": [deepest]}))
+    with pytest.raises(ModelFileError, match="not a model file"):
+        load_params(path)
+
+
+def test_a_file_larger_than_any_model_is_refused_unread(tmp_path, params, monkeypatch):
+    monkeypatch.setattr(model_loader, "MAX_MODEL_BYTES", 1000)
+    path = tmp_path / "big.pkl"
+    path.write_bytes(pickle.dumps(params))
+    with pytest.raises(ModelFileError, match="larger than any model file"):
+        load_params(path)
+
+
+def test_a_pickle_with_more_operations_than_any_model_is_refused(tmp_path, params, monkeypatch):
+    monkeypatch.setattr(model_loader, "MAX_PICKLE_OPS", 50)
+    path = tmp_path / "m.pkl"
+    path.write_bytes(pickle.dumps({**params, "history": list(range(100))}))
+    with pytest.raises(ModelFileError, match="not a model file"):
+        load_params(path)
+
+
+VALID_MODEL = pickle.dumps(
+    {**MLP((784, 4, 10), np.random.default_rng(0)).export(), "history": [{"epoch": 1}]}, protocol=2
+)
+
+
+@st.composite
+def mutated_model_file(draw):
+    """A small valid model file with bytes flipped, cut out or inserted."""
+    data = bytearray(VALID_MODEL)
+    for _ in range(draw(st.integers(1, 6))):
+        at = draw(st.integers(0, max(len(data) - 1, 0)))
+        action = draw(st.sampled_from(["flip", "cut", "insert"]))
+        if action == "flip" and data:
+            data[at] ^= draw(st.integers(1, 255))
+        elif action == "cut":
+            del data[at : at + draw(st.integers(1, 32))]
+        else:
+            data[at:at] = draw(st.binary(min_size=1, max_size=12))
+    return bytes(data)
+
+
+@settings(
+    max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(mutated_model_file())
+def test_a_mutated_model_file_loads_or_is_refused_in_one_line_never_a_crash(tmp_path, data):
+    path = tmp_path / "mutated.pkl"
+    path.write_bytes(data)
+    try:
+        load_params(path)
+    except ModelFileError as exc:
+        message = str(exc)
+    else:
+        return
+    assert "\n" not in message
+    assert message.startswith(str(path))

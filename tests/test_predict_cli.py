@@ -1,19 +1,17 @@
 """The real `predict_single.py` command, run as a user would, on images made from MNIST digits."""
 
-import io
 import itertools
 import json
 import os
 import pickle
 import re
-import struct
 import subprocess
 import sys
-import zlib
 
 import numpy as np
 import pytest
 from conftest import ROOT
+from helpers.hostile import hostile_images, hostile_models, png_bytes, with_claimed_size
 from PIL import Image
 
 from digits.data.preprocess import load_image, preprocess
@@ -68,18 +66,6 @@ def transparent_png(digit: np.ndarray, path):
     rgba = np.zeros((200, 200, 4), np.uint8)
     rgba[20:132, 70:182, 3] = enlarged(digit, 112)
     Image.fromarray(rgba).save(path)
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def with_claimed_size(png: bytes, width: int, height: int) -> bytes:
-    """A PNG whose IHDR claims another size (CRC fixed), while its pixel data stays tiny."""
-    patched = b"IHDR" + struct.pack(">II", width, height) + png[24:29]
-    return png[:12] + patched + struct.pack(">I", zlib.crc32(patched)) + png[33:]
 
 
 @pytest.fixture(scope="module")
@@ -341,3 +327,31 @@ def test_number_prints_the_digits_read_and_json_gives_their_boxes(tmp_path, mnis
     boxes = [d["box"] for d in record["digits"]]
     assert all(b[2] <= c[0] for b, c in itertools.pairwise(boxes))
     assert {d["status"] for d in record["digits"]} <= {"sure", "unsure"}
+
+
+def test_every_hostile_image_gets_one_line_naming_it_and_exit_status_65(tmp_path):
+    files = {}
+    for i, (name, (data, phrase)) in enumerate(hostile_images().items()):
+        files[tmp_path / f"hostile-{i}.img"] = (name, phrase)
+        (tmp_path / f"hostile-{i}.img").write_bytes(data)
+    proc = run(*files)
+    assert proc.returncode == EX_DATAERR
+    assert "Traceback" not in proc.stderr
+    lines = proc.stdout.splitlines() + proc.stderr.splitlines()
+    assert len(lines) == len(files)
+    for path, (name, phrase) in files.items():
+        (line,) = [line for line in lines if f"{path}: " in line]
+        assert phrase in line, name
+
+
+@pytest.mark.parametrize("name", list(hostile_models(b"")))
+def test_a_hostile_model_file_is_one_line_and_exit_status_65(digits, tmp_path, name):
+    valid = (ROOT / "model_params.pkl").read_bytes()
+    model = tmp_path / "hostile.pkl"
+    model.write_bytes(hostile_models(valid)[name])
+    proc = run("--model", model, digits[1])
+    assert proc.returncode == EX_DATAERR
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1
+    assert f"{model} " in proc.stderr
+    assert "python train.py" in proc.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import struct
 import warnings
 from dataclasses import dataclass, field
 from typing import BinaryIO, cast
@@ -29,6 +30,8 @@ FORMATS = {
     "BMP": ("bmp",),
     "GIF": ("gif",),
 }
+# Pillow's names for them, the only formats load_image lets it open.
+PILLOW_FORMATS = tuple(name.upper() for name in FORMATS)
 FILE_EXTENSIONS = tuple(ext for extensions in FORMATS.values() for ext in extensions)
 FORMAT_NAMES = ", ".join(list(FORMATS)[:-1]) + " or " + list(FORMATS)[-1]
 
@@ -160,7 +163,7 @@ def preprocess(image: Image.Image | np.ndarray) -> Preprocessed:
             return Preprocessed(None, stages, "No digit found: the image is empty.")
         pil = _array_to_image(image)
     elif isinstance(image, Image.Image):
-        pil = to_8bit(ImageOps.exif_transpose(image))
+        pil = to_8bit(upright(image))
     else:
         raise TypeError(
             f"preprocess() takes a PIL image or a NumPy array, not {type(image).__name__}."
@@ -217,14 +220,42 @@ def naive_preprocess(image: Image.Image | np.ndarray) -> np.ndarray:
 
 
 def load_image(source: str | os.PathLike[str] | bytes | BinaryIO) -> Image.Image:
-    """Open an image file, bytes or upload safely: first frame, upright, bombs refused unread."""
+    """Open an image file, bytes or upload safely: first frame, upright, bombs refused unread.
+
+    Only the formats in FORMATS are opened, so a bomb in any other format is never parsed.
+    """
     data = _read_capped(source)
+    # Pillow warns about corrupt EXIF blocks and images between its bomb limit and ours; our
+    # answer (the image, or one ImageError) says all a user needs.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        img = _open(data)
+        width, height = img.size
+        if width * height > MAX_PIXELS:
+            raise _too_large()
+        if width == 0 or height == 0:
+            raise ImageError("The image has no pixels.")
+        # JPEG can decode at 1/2, 1/4 or 1/8 scale, which makes large photos cheap.
+        img.draft(None, (2 * WORK_SIDE, 2 * WORK_SIDE))
+        try:
+            img.seek(0)
+            img.load()
+            return upright(img)
+        except (OSError, SyntaxError, EOFError, ValueError, struct.error):
+            raise _damaged() from None
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says; a corrupt EXIF block is ignored quietly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ImageOps.exif_transpose(image)
+
+
+def _open(data: bytes) -> Image.Image:
+    """Image.open restricted to FORMATS, with every failure turned into one ImageError."""
     try:
-        # Our own pixel limit (below) is lower than Pillow's, so its warning for images between
-        # the two limits would only add noise before our one-line refusal.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+        return Image.open(io.BytesIO(data), formats=PILLOW_FORMATS)
     except UnidentifiedImageError:
         if b"<svg" in data[:4096].lower():
             raise ImageError("SVG drawings are not supported; export it as PNG.") from None
@@ -233,19 +264,15 @@ def load_image(source: str | os.PathLike[str] | bytes | BinaryIO) -> Image.Image
         ) from None
     except Image.DecompressionBombError:
         raise _too_large() from None
-    width, height = img.size
-    if width * height > MAX_PIXELS:
-        raise _too_large()
-    if width == 0 or height == 0:
-        raise ImageError("The image has no pixels.")
-    # JPEG can decode at 1/2, 1/4 or 1/8 scale, which makes large photos cheap.
-    img.draft(None, (2 * WORK_SIDE, 2 * WORK_SIDE))
-    try:
-        img.seek(0)
-        img.load()
-        return ImageOps.exif_transpose(img)
-    except (OSError, SyntaxError, EOFError, ValueError):
-        raise ImageError("The image file is damaged or incomplete.") from None
+    # Headers that lie (oversized text or colour profiles, impossible fields) fail while opening.
+    except (OSError, SyntaxError, EOFError, ValueError, struct.error):
+        raise _damaged() from None
+
+
+def _damaged() -> ImageError:
+    return ImageError(
+        "The image file is damaged or incomplete; save it again from the app that made it."
+    )
 
 
 def _too_large() -> ImageError:

@@ -13,6 +13,7 @@ import pickle
 import numpy as np
 import pytest
 from conftest import ROOT
+from helpers.hostile import hostile_images
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -296,6 +297,22 @@ def test_a_broken_upload_gets_one_plain_error_line(app):
         "This file is not an image that can be read; use PNG, JPEG, WebP, BMP or GIF."
     ), "the formats the upload box offers"
     assert "Prediction" not in metrics(app)
+
+
+def test_hostile_uploads_each_get_one_plain_message_and_the_page_keeps_working(app, mnist):
+    app.run()
+    open_tab(app, TAB_UPLOAD)
+    for name, (data, phrase) in hostile_images().items():
+        app.file_uploader[0].set_value(("upload.png", data, "image/png")).run()
+        assert_no_exception(app)
+        (message,) = [*app.error, *app.warning]
+        assert phrase in message.value, name
+        assert "\n" not in message.value, name
+        assert "Prediction" not in metrics(app), name
+    scan = 255 - drawn(mnist.test_images[1])[..., 0]
+    app.file_uploader[0].set_value(("digit.png", png_bytes(scan), "image/png")).run()
+    assert_no_exception(app)
+    assert metrics(app)["Prediction"] == str(mnist.test_labels[1])
 
 
 def test_a_sample_saved_as_an_8_is_called_an_8(monkeypatch, tmp_path, mnist):

@@ -1,11 +1,11 @@
 """Specification of preprocess.py: every kind of user image becomes an MNIST-style 28x28 digit."""
 
 import io
-import struct
-import zlib
+import warnings
 
 import numpy as np
 import pytest
+from helpers.hostile import hostile_images, png_bytes, with_claimed_size
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFilter
@@ -579,21 +579,6 @@ def test_any_array_gives_a_valid_digit_or_no_digit_never_a_crash(array):
         assert image.ndim == 2
 
 
-def png_bytes(image: Image.Image) -> bytes:
-    """An image encoded as PNG."""
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def with_claimed_size(png: bytes, width: int, height: int) -> bytes:
-    """A PNG whose IHDR claims another size (CRC fixed), while its pixel data stays tiny."""
-    ihdr = png[12:29]  # chunk type b"IHDR" + 13 bytes of data
-    patched = b"IHDR" + struct.pack(">II", width, height) + ihdr[12:]
-    crc = struct.pack(">I", zlib.crc32(patched))
-    return png[:12] + patched + crc + png[33:]
-
-
 def assert_one_sentence(message: str) -> None:
     """A user-facing message: one line ending in a full stop."""
     assert "\n" not in message
@@ -701,3 +686,115 @@ def test_every_format_the_upload_box_offers_is_read(extension, test_images):
     data = io.BytesIO()
     digit.save(data, format=pillow_format)
     assert preprocess.preprocess(load_image(data.getvalue())).has_digit
+
+
+# ---- hostile files: each gets one plain sentence, or is read as the harmless image it is ----
+
+HOSTILE = hostile_images()
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_a_hostile_image_file_gets_one_sentence_or_is_read_harmlessly(name):
+    data, phrase = HOSTILE[name]
+    try:
+        result = preprocess.preprocess(load_image(data))
+    except ImageError as exc:
+        message = str(exc)
+    else:
+        message = result.reason
+    assert phrase in message
+    assert_one_sentence(message)
+
+
+def test_a_corrupt_exif_block_is_ignored_without_a_warning():
+    data, _ = HOSTILE["JPEG with a broken EXIF block"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        image = load_image(data)
+        preprocess.preprocess(image)
+    assert image.size == (32, 32)
+
+
+def test_formats_outside_the_list_are_never_parsed(test_images):
+    for format_ in ("TIFF", "PPM", "TGA", "ICO"):
+        buffer = io.BytesIO()
+        Image.fromarray(test_images[0]).save(buffer, format_)
+        with pytest.raises(ImageError, match="not an image that can be read"):
+            load_image(buffer.getvalue())
+
+
+# What Pillow writes in each offered format, by mode.
+MODES_BY_FORMAT = {
+    "PNG": ("1", "L", "LA", "P", "RGB", "RGBA", "I;16"),
+    "JPEG": ("L", "RGB", "CMYK"),
+    "WEBP": ("L", "RGB", "RGBA"),
+    "BMP": ("1", "L", "P", "RGB"),
+    "GIF": ("L", "P"),
+}
+
+
+@st.composite
+def any_image_file(draw):
+    """Bytes of a random valid image: any format offered, any mode it holds, any size."""
+    format_ = draw(st.sampled_from(sorted(MODES_BY_FORMAT)))
+    mode = draw(st.sampled_from(MODES_BY_FORMAT[format_]))
+    width, height = draw(st.integers(1, 700)), draw(st.integers(1, 700))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    pixels = rng.integers(0, 256, (height, width, 4), dtype=np.uint8)
+    if draw(st.booleans()):  # a flat page with a few strokes, not only noise
+        pixels[:] = 255
+        for _ in range(rng.integers(1, 5)):
+            top, left = rng.integers(0, height), rng.integers(0, width)
+            pixels[top : top + rng.integers(1, 60), left : left + rng.integers(1, 60), :3] = 0
+    image = Image.fromarray(pixels, "RGBA").convert("RGB" if mode == "CMYK" else "RGBA")
+    image = image.convert(mode) if mode != "I;16" else image.convert("L").convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format_)
+    return buffer.getvalue()
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(any_image_file())
+def test_any_valid_image_file_is_read_as_a_digit_or_no_digit(data):
+    result = preprocess.preprocess(load_image(data))
+    assert result.has_digit or result.reason
+
+
+@settings(max_examples=200, deadline=2000)
+@given(st.binary(max_size=4096))
+def test_random_bytes_are_refused_in_one_sentence_and_nothing_else(data):
+    try:
+        preprocess.preprocess(load_image(data))
+    except ImageError as exc:
+        assert_one_sentence(str(exc))
+
+
+@st.composite
+def damaged_image_file(draw):
+    """A small valid image file with some bytes changed, cut off or inserted."""
+    format_ = draw(st.sampled_from(sorted(MODES_BY_FORMAT)))
+    noise = np.random.default_rng(0).integers(0, 256, (40, 40), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).convert("RGB").save(buffer, format_)
+    data = bytearray(buffer.getvalue())
+    for _ in range(draw(st.integers(1, 8))):
+        at = draw(st.integers(0, len(data) - 1))
+        action = draw(st.sampled_from(["flip", "cut", "insert"]))
+        if action == "flip":
+            data[at] ^= draw(st.integers(1, 255))
+        elif action == "cut":
+            del data[at : at + draw(st.integers(1, 64))]
+        else:
+            data[at:at] = draw(st.binary(min_size=1, max_size=16))
+        if not data:
+            break
+    return bytes(data)
+
+
+@settings(max_examples=300, deadline=2000)
+@given(damaged_image_file())
+def test_a_damaged_image_file_is_read_or_refused_in_one_sentence_never_a_crash(data):
+    try:
+        preprocess.preprocess(load_image(data))
+    except ImageError as exc:
+        assert_one_sentence(str(exc))
