@@ -141,7 +141,7 @@ def default_story() -> DataStory | None:
     except DatasetError:
         return None
     story = DataStory.of(TrainConfig().to_dict(), 0)
-    # As with_drawn does: only the drawings of the digits trained on.
+    # As drawn_for does: only the drawings of the digits trained on.
     return dataclasses.replace(story, drawn=int((sources < story.train).sum()))
 
 

@@ -180,7 +180,9 @@ class Run:
         )
 
 
-Job = Callable[[Run, Mnist], Outcome]
+# A job loads MNIST itself (with the loader it is given), so it can let go of the parts it
+# no longer needs while it runs.
+Job = Callable[[Run, Callable[[], Mnist]], Outcome]
 
 
 class _StateChanges(TypedDict, total=False):
@@ -194,13 +196,13 @@ class _StateChanges(TypedDict, total=False):
 class TrainingRunner:
     """Runs one job at a time on a background thread and manages the runs folder.
 
-    `load_data` reads MNIST (once, on the first run); tests pass a smaller set.
+    `load_data` reads MNIST, at the start of each run so that none is held in between; tests
+    pass a smaller set.
     """
 
     def __init__(self, folder: Path | str, load_data: Callable[[], Mnist] = load_mnist):
         self.folder = Path(folder)
         self._load_data = load_data
-        self._data: Mnist | None = None
         self._lock = threading.Lock()  # guards the state below
         self._files_lock = threading.Lock()  # one model swap at a time
         self._state = RunState()
@@ -289,7 +291,7 @@ class TrainingRunner:
         model_file, summary = None, []
         try:
             run.say("Loading MNIST…")
-            outcome = job(run, self._mnist())
+            outcome = job(run, self._load_data)
             summary = outcome.summary
             if outcome.params is not None and outcome.history:
                 run.say("Saving the model…")
@@ -310,11 +312,6 @@ class TrainingRunner:
                 model_file=model_file,
                 elapsed=time.time() - self._state.started,
             )
-
-    def _mnist(self) -> Mnist:
-        if self._data is None:
-            self._data = self._load_data()
-        return self._data
 
     def _save(self, outcome: Outcome) -> Path:
         assert outcome.params is not None, "only outcomes with a model are saved"
@@ -384,8 +381,12 @@ def fresh_path(folder: Path) -> Path:
 def training_job(config: TrainConfig) -> Job:
     """Train a new network with `config`; its test accuracy goes into the summary."""
 
-    def job(run: Run, mnist: Mnist) -> Outcome:
+    def job(run: Run, load: Callable[[], Mnist]) -> Outcome:
+        mnist = load()
         (train_x, train_y), (val_x, val_y), story = training_data(mnist, config)
+        # train_x holds copies of the training images, so while it trains the server keeps
+        # only the test set of the rest.
+        mnist = mnist.test_only()
         run.expect(config.epochs, len(train_x))
         started = time.perf_counter()
         network, history = fit(
@@ -413,8 +414,8 @@ def training_job(config: TrainConfig) -> Job:
 def tuning_job(base: TrainConfig, budget: int) -> Job:
     """Search lr, weight decay and epochs on the validation split; no model is saved."""
 
-    def job(run: Run, mnist: Mnist) -> Outcome:
-        (train_x, train_y), (val_x, val_y), story = training_data(mnist, base)
+    def job(run: Run, load: Callable[[], Mnist]) -> Outcome:
+        (train_x, train_y), (val_x, val_y), story = training_data(load(), base)
         run.say(f"Trial 1 of {budget}…", progress=0.0)
         trials = tuning.search(
             base, train_x, train_y, val_x, val_y, budget, run.on_trial, run.should_stop
@@ -438,7 +439,8 @@ def finetune_job(
 ) -> Job:
     """Fine-tune `params` on user samples, images (n, 28, 28) in [0, 1], with MNIST replay."""
 
-    def job(run: Run, mnist: Mnist) -> Outcome:
+    def job(run: Run, load: Callable[[], Mnist]) -> Outcome:
+        mnist = load()
         # The replay's size (drawn digits and user samples included) is only known once
         # finetune has mixed it: fit announces it through on_start.
         run.expect(config.epochs, 1)

@@ -1,5 +1,7 @@
 """Load the four MNIST IDX files into uint8 arrays, checking them against the originals."""
 
+from __future__ import annotations
+
 import gzip
 import hashlib
 import math
@@ -51,6 +53,11 @@ class Mnist:
     train_labels: np.ndarray
     test_images: np.ndarray
     test_labels: np.ndarray
+
+    def test_only(self) -> Mnist:
+        """The test set with no training images, so that a caller can let those go."""
+        empty = np.empty((0, *self.train_images.shape[1:]), self.train_images.dtype)
+        return Mnist(empty, self.train_labels[:0].copy(), self.test_images, self.test_labels)
 
 
 def _show(path: Path | str) -> str:
@@ -242,13 +249,13 @@ def load_drawn_training_set(path: Path | str = DRAWN_PATH) -> dict[str, np.ndarr
     return drawn
 
 
-def with_drawn(
+def drawn_for(
     images: np.ndarray, labels: np.ndarray, drawn: dict[str, np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Training images (n, 28, 28) and labels (n,) with the drawn copies of those digits added.
+    """The drawn copies (n, 28, 28) and labels (n,) of the digits among `images`.
 
     `images` are the first n MNIST training images (a split or a --limit subset); only drawn
-    digits whose source is among them are added, so the validation split never leaks in.
+    digits whose source is among them are kept, so the validation split never leaks in.
     """
     keep = drawn["source"] < len(images)
     if not np.array_equal(drawn["labels"][keep], labels[drawn["source"][keep]]):
@@ -256,7 +263,4 @@ def with_drawn(
             "The drawn digits' labels do not match these training images: they were drawn from "
             f"another copy or order of MNIST; run {REDRAW} to draw them again."
         )
-    return (
-        np.concatenate([images, drawn["images"][keep]]),
-        np.concatenate([labels, drawn["labels"][keep].astype(labels.dtype)]),
-    )
+    return drawn["images"][keep], drawn["labels"][keep].astype(labels.dtype)

@@ -1,8 +1,9 @@
 """The worker prefetch.ProcessAugmenter starts: python -m digits.training.augment_worker
 
-Its standard input carries pickles from its parent: one setup (the two mapped files, the
-rng, the AugmentConfig), then (indices, slot) per chunk; it answers each chunk on standard
-output with (images written, seconds it took), and ends at the end of its input.
+Its standard input carries pickles from its parent: one setup (the descriptors of the two files
+to map, which it inherits, the rng, the AugmentConfig), then (indices, slot) per chunk; it
+answers each chunk on standard output with (images written, seconds it took), and ends at the
+end of its input.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import os
 import pickle
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -30,10 +30,10 @@ def main() -> None:
     if hasattr(os, "nice"):
         os.nice(NICENESS)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    images_file, shape, outputs_file, chunk, rng, config = pickle.load(stdin)
+    images_fd, shape, outputs_fd, chunk, rng, config = pickle.load(stdin)
     n_bytes = math.prod(shape)
-    images = mapped(Path(images_file), n_bytes, readonly=True)[:n_bytes].reshape(shape)
-    outputs = mapped(Path(outputs_file), 2 * chunk * N_PIXELS * 4, np.float32)
+    images = mapped(images_fd, n_bytes, readonly=True)[:n_bytes].reshape(shape)
+    outputs = mapped(outputs_fd, 2 * chunk * N_PIXELS * 4, np.float32)
     outputs = outputs.reshape(2, chunk, N_PIXELS)
     with threadpool_limits(1, "blas"):
         while True:

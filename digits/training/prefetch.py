@@ -3,24 +3,25 @@
 Augmentation runs in a process of its own (ProcessAugmenter): in a thread it would share the
 interpreter lock with the training loop, and both are made of many short NumPy calls, so each
 would wait for the other at every call (bench/bench_train.py shows the cost). The training
-images and two output chunks are files mapped into both processes, so only indices cross
-the pipe.
+images and two output chunks are unnamed files in memory, mapped into both processes, so only
+indices cross the pipe, and nothing is left behind however the processes end.
 Plain input (ThreadPrefetcher) is one cheap conversion a chunk, for which a thread is enough.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import mmap
 import os
 import pickle
 import subprocess
 import sys
 import tempfile
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
-from typing import NoReturn, Protocol
+from typing import BinaryIO, NoReturn, Protocol, cast
 
 import numpy as np
 
@@ -30,6 +31,9 @@ from digits.data.mnist import N_PIXELS, to_input
 
 # Memory-backed where the system has such a folder, so the files never reach a disk.
 SHARED_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+# The unnamed files shared_images made, by the id of their mapping; each goes with its mapping.
+_SHARED_FILES: dict[int, BinaryIO] = {}
 
 
 class Pending(Protocol):
@@ -82,22 +86,32 @@ class ProcessAugmenter:
     ):
         self.busy_seconds = 0.0
         self.sent = self.received = self.last_size = 0
+        self.files: list[BinaryIO] = []  # the files this augmenter made, closed at the end
         # Files mapped into both processes rather than SharedMemory blocks: a mapping lives
-        # as long as an array uses it (a batch the caller still holds), even once the files
-        # are deleted, whereas a block closed under an array leaves it pointing at nothing.
-        self.folder = tempfile.TemporaryDirectory(
-            prefix="digits-augment-", dir=SHARED_DIR, ignore_cleanup_errors=True
-        )
-        files = Path(self.folder.name, "images"), Path(self.folder.name, "outputs")
-        mapped(files[0], images.nbytes)[: images.nbytes].reshape(images.shape)[...] = images
-        self.outputs = mapped(files[1], 2 * chunk * N_PIXELS * 4, np.float32).reshape(2, chunk, -1)
+        # as long as an array uses it (a batch the caller still holds), even once the file is
+        # closed, whereas a block closed under an array leaves it pointing at nothing.
+        self.images = images  # the worker maps the file behind them
+        images_file = shared_file(images)
+        if images_file is None:
+            images_file = self._own(unnamed_file(images.nbytes))
+            copy = mapped(images_file, images.nbytes)[: images.nbytes]
+            copy.reshape(images.shape)[...] = images
+        outputs_file = self._own(unnamed_file(2 * chunk * N_PIXELS * 4))
+        self.outputs = mapped(outputs_file, 2 * chunk * N_PIXELS * 4, np.float32)
+        self.outputs = self.outputs.reshape(2, chunk, -1)
+        fds = images_file.fileno(), outputs_file.fileno()
         self.worker = subprocess.Popen(
             [sys.executable, "-m", "digits.training.augment_worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=PROJECT_ROOT,
+            pass_fds=fds,  # the child has them under the same numbers
         )
-        self._send((str(files[0]), images.shape, str(files[1]), chunk, rng, config))
+        self._send((fds[0], images.shape, fds[1], chunk, rng, config))
+
+    def _own(self, file: BinaryIO) -> BinaryIO:
+        self.files.append(file)
+        return file
 
     def _send(self, message) -> None:
         assert self.worker.stdin is not None, "started with a pipe"
@@ -144,18 +158,56 @@ class ProcessAugmenter:
             self.worker.kill()
             self.worker.wait()
         self.worker.stdout.close()
-        self.folder.cleanup()
+        for file in self.files:
+            file.close()  # the memory goes once no mapping uses it
 
 
-def mapped(path: Path, size: int, dtype=np.uint8, readonly: bool = False) -> np.ndarray:
-    """A flat array over the file at `path` (made `size` bytes long unless `readonly`)."""
-    size = max(size, 1)  # a mapping cannot be empty
-    with open(path, "rb" if readonly else "a+b") as file:
-        if not readonly:
-            file.truncate(size)
-        # The mapping outlives the file object; the array keeps it alive.
-        access = mmap.ACCESS_READ if readonly else mmap.ACCESS_WRITE
-        return np.frombuffer(mmap.mmap(file.fileno(), size, access=access), dtype)
+def unnamed_file(size: int) -> BinaryIO:
+    """A file of `size` zero bytes with no name (under SHARED_DIR, so in memory where it can)."""
+    file = tempfile.TemporaryFile(dir=SHARED_DIR)  # noqa: SIM115 (its owner closes it)
+    file.truncate(max(size, 1))  # a mapping cannot be empty
+    return cast(BinaryIO, file)
+
+
+def mapped(file: BinaryIO | int, size: int, dtype=np.uint8, readonly: bool = False) -> np.ndarray:
+    """A flat array over the first `size` bytes of an open file (or file descriptor)."""
+    # The mapping outlives the file object; the array keeps it alive.
+    return np.frombuffer(_mapping(file, size, readonly), dtype)
+
+
+def _mapping(file: BinaryIO | int, size: int, readonly: bool = False) -> mmap.mmap:
+    fd = file if isinstance(file, int) else file.fileno()
+    access = mmap.ACCESS_READ if readonly else mmap.ACCESS_WRITE
+    return mmap.mmap(fd, max(size, 1), access=access)
+
+
+def shared_images(shape: tuple[int, ...]) -> np.ndarray:
+    """A zeroed uint8 array in an unnamed file, which a ProcessAugmenter's worker maps rather
+    than getting a copy of its own; the file goes when the array does."""
+    size = math.prod(shape)
+    file = unnamed_file(size)
+    mapping = _mapping(file, size)
+    _SHARED_FILES[id(mapping)] = file
+    weakref.finalize(mapping, _forget_shared, id(mapping))
+    return np.frombuffer(mapping, np.uint8)[:size].reshape(shape)
+
+
+def _forget_shared(key: int) -> None:
+    _SHARED_FILES.pop(key).close()
+
+
+def shared_file(images: np.ndarray) -> BinaryIO | None:
+    """The file behind `images` if shared_images made them (and they are all of it)."""
+    base = images
+    while isinstance(base, np.ndarray) and base.base is not None:
+        base = base.base
+    if not isinstance(base, memoryview) or id(base.obj) not in _SHARED_FILES:
+        return None
+    start = np.frombuffer(base, np.uint8).ctypes.data
+    whole = images.dtype == np.uint8 and images.flags.c_contiguous and images.size > 0
+    if not (whole and images.ctypes.data == start and math.prod(images.shape) == len(base.obj)):
+        return None
+    return _SHARED_FILES[id(base.obj)]
 
 
 def open_prefetcher(

@@ -21,12 +21,12 @@ from digits.data.mnist import (
     N_PIXELS,
     N_TRAIN,
     Mnist,
+    drawn_for,
     load_drawn_training_set,
-    with_drawn,
 )
 from digits.data.non_digits import non_digit_images
 from digits.training.evaluation import accuracy, predict_proba_batched
-from digits.training.prefetch import Prefetcher, open_prefetcher
+from digits.training.prefetch import Prefetcher, open_prefetcher, shared_images
 from network import MLP
 from optimizers import make_optimizer
 from schedules import Constant, StepDecay, WarmupCosine
@@ -116,7 +116,8 @@ def split_train_val(images, labels, val_size: int, limit: int | None = None):
     """Hold out the last `val_size` training images for validation (never the test set)."""
     n_train, n_val = split_sizes(len(images), val_size, limit)
     val = slice(len(images) - val_size, len(images) - val_size + n_val)
-    return (images[:n_train], labels[:n_train]), (images[val], labels[val])
+    # The validation split is copied, so it does not keep all of `images` alive.
+    return (images[:n_train], labels[:n_train]), (images[val].copy(), labels[val].copy())
 
 
 @dataclass(frozen=True)
@@ -155,22 +156,26 @@ def training_data(data: Mnist, config: TrainConfig, drawn_file: Path | str = DRA
     With config.drawn, the drawings of the split's training images are appended to them
     (drawn_digits.py); raises DatasetError if that file is missing or damaged. With
     config.outliers, that many generated non-digits labelled OUTLIER follow (non_digits.py).
+    With config.augment, train_x is in shared memory, where the augmentation worker maps it.
     """
-    (train_x, train_y), val = split_train_val(
+    (mnist_x, mnist_y), val = split_train_val(
         data.train_images, data.train_labels, config.val_size, config.limit
     )
-    n_mnist = len(train_x)
+    parts = [(mnist_x, mnist_y)]
     if config.drawn:
-        train_x, train_y = with_drawn(train_x, train_y, load_drawn_training_set(drawn_file))
-    story = DataStory(
-        len(data.train_images), n_mnist, len(val[0]), len(train_x) - n_mnist, config.outliers
-    )
+        parts.append(drawn_for(mnist_x, mnist_y, load_drawn_training_set(drawn_file)))
     if config.outliers:
         rng = np.random.default_rng(np.random.SeedSequence([config.seed, OUTLIER_SEED]))
-        outliers, _ = non_digit_images(config.outliers, rng, train_x[:n_mnist])
-        train_x = np.concatenate([train_x, outliers])
-        train_y = np.concatenate([train_y, np.full(len(outliers), OUTLIER, train_y.dtype)])
-    return (train_x, train_y), val, story
+        outliers, _ = non_digit_images(config.outliers, rng, mnist_x)
+        parts.append((outliers, np.full(len(outliers), OUTLIER, mnist_y.dtype)))
+    n_drawn = len(parts[1][0]) if config.drawn else 0
+    story = DataStory(len(data.train_images), len(mnist_x), len(val[0]), n_drawn, config.outliers)
+    n_images = sum(len(x) for x, _ in parts)
+    # Joined straight into the array training reads, so no image is held twice meanwhile.
+    shape = (n_images, *mnist_x.shape[1:])
+    train_x = shared_images(shape) if config.augment else np.empty(shape, mnist_x.dtype)
+    np.concatenate([x for x, _ in parts], out=train_x)
+    return (train_x, np.concatenate([y for _, y in parts])), val, story
 
 
 def make_schedule(config: TrainConfig, steps_per_epoch: int):

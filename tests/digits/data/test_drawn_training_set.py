@@ -17,8 +17,8 @@ from digits.data.mnist import (
     DRAWN_PATH,
     TRAIN_SOURCES,
     DatasetError,
+    drawn_for,
     load_drawn_training_set,
-    with_drawn,
 )
 from digits.training.trainer import TrainConfig, training_data
 
@@ -87,11 +87,11 @@ def test_the_committed_set_is_what_the_generator_draws(committed, mnist):
 
 def test_only_drawings_of_the_training_images_given_are_added(small_set, mnist):
     images, labels = mnist.train_images[:30_000], mnist.train_labels[:30_000]
-    x, y = with_drawn(images, labels, small_set)
+    x, y = drawn_for(images, labels, small_set)
     inside = small_set["source"] < 30_000
-    assert len(x) == 30_000 + inside.sum()
-    np.testing.assert_array_equal(x[30_000:], small_set["images"][inside])
-    np.testing.assert_array_equal(y[30_000:], small_set["labels"][inside])
+    assert len(x) == len(y) == inside.sum()
+    np.testing.assert_array_equal(x, small_set["images"][inside])
+    np.testing.assert_array_equal(y, small_set["labels"][inside])
 
 
 def test_training_data_adds_the_drawings_of_its_own_split_only(committed, mnist):
@@ -161,4 +161,4 @@ def test_drawings_of_another_order_of_mnist_are_refused(small_set, mnist):
     shuffled = np.random.default_rng(0).permutation(30_000)
     images, labels = mnist.train_images[shuffled], mnist.train_labels[shuffled]
     with pytest.raises(DatasetError, match="labels do not match these training images"):
-        with_drawn(images, labels, small_set)
+        drawn_for(images, labels, small_set)

@@ -1,5 +1,7 @@
 """Prefetching: the worker process augments exactly as augment_batch would, and cleans up."""
 
+import gc
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +9,13 @@ import pytest
 
 from digits.data.augment import AugmentConfig, augment_batch
 from digits.data.mnist import to_input
-from digits.training.prefetch import ProcessAugmenter, ThreadPrefetcher
+from digits.training.prefetch import (
+    SHARED_DIR,
+    ProcessAugmenter,
+    ThreadPrefetcher,
+    shared_file,
+    shared_images,
+)
 
 CHUNK = 256
 
@@ -45,12 +53,14 @@ def test_a_chunk_nobody_waited_for_does_not_shift_the_next_ones(images):
     np.testing.assert_array_equal(got, augment_batch(images[third], expected_rng, config))
 
 
-def test_its_files_are_gone_once_closed_and_batches_handed_out_stay_readable(images):
+def test_its_files_are_closed_nameless_and_batches_handed_out_stay_readable(images):
     idx = chunks(len(images))[0]
+    before = set(Path(SHARED_DIR or tempfile.gettempdir()).iterdir())
     with ProcessAugmenter(images, np.random.default_rng(0), AugmentConfig(), CHUNK) as worker:
-        folder = Path(worker.folder.name)
+        # Nameless files: nothing is left behind even if both processes are killed.
+        assert set(Path(SHARED_DIR or tempfile.gettempdir()).iterdir()) == before
         batch = worker.submit(idx).result()
-    assert not folder.exists()
+    assert all(file.closed for file in worker.files)
     assert worker.worker.returncode == 0
     np.testing.assert_array_equal(batch, augment_batch(images[idx], np.random.default_rng(0)))
 
@@ -66,3 +76,36 @@ def test_plain_input_is_converted_on_a_thread(images):
     idx = chunks(len(images))[0]
     with ThreadPrefetcher(images, to_input) as prefetcher:
         np.testing.assert_array_equal(prefetcher.submit(idx).result(), to_input(images[idx]))
+
+
+def shared_copy(images: np.ndarray) -> np.ndarray:
+    shared = shared_images(images.shape)
+    shared[...] = images
+    return shared
+
+
+def test_shared_images_reach_the_worker_by_name_without_a_second_copy(images):
+    shared = shared_copy(images)
+    idx = chunks(len(images))[0]
+    with ProcessAugmenter(shared, np.random.default_rng(0), AugmentConfig(), CHUNK) as worker:
+        assert len(worker.files) == 1  # the outputs only
+        batch = worker.submit(idx).result()
+    np.testing.assert_array_equal(batch, augment_batch(images[idx], np.random.default_rng(0)))
+
+
+def test_part_of_shared_images_is_copied_as_any_array_is(images):
+    part = shared_copy(images)[10:]
+    assert shared_file(part) is None
+    with ProcessAugmenter(part, np.random.default_rng(0), AugmentConfig(), CHUNK) as worker:
+        assert len(worker.files) == 2  # a copy of the images, and the outputs
+
+
+def test_the_file_behind_shared_images_goes_with_them(images):
+    shared = shared_copy(images)
+    file = shared_file(shared)
+    np.testing.assert_array_equal(shared, images)
+    assert file is not None
+    assert not file.closed
+    del shared
+    gc.collect()
+    assert file.closed
