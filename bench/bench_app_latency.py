@@ -56,6 +56,7 @@ from helpers.browser import (
     TOP_MARGIN,
     UPDATE_TIMEOUT_MS,
     draw_digit,
+    pad_canvas,
     press_clear,
     streamlit_server,
 )
@@ -120,7 +121,7 @@ def open_when_interactive(browser, url: str, label_free_marker: str | None):
 
     page = browser.new_page(viewport=DESKTOP)
     page.goto(url)
-    page.locator("canvas.upper-canvas").wait_for(timeout=UPDATE_TIMEOUT_MS)
+    pad_canvas(page).wait_for(timeout=UPDATE_TIMEOUT_MS)
     if label_free_marker:
         expect(page.get_by_text(label_free_marker, exact=True)).to_be_visible(
             timeout=UPDATE_TIMEOUT_MS

@@ -7,6 +7,7 @@ import hashlib
 import altair as alt
 import numpy as np
 import streamlit as st
+from PIL import Image
 
 from canvas import drawing_pad
 from digits.app.logic import (
@@ -15,6 +16,7 @@ from digits.app.logic import (
     NOT_A_DIGIT,
     CurrentInput,
     Reading,
+    enlarge,
     mnist_input,
     network_view,
     preview,
@@ -23,18 +25,21 @@ from digits.app.logic import (
     stage_gallery,
     with_article,
 )
+from digits.app.number import DigitReading, annotated, number_text, read_number
 from digits.app.user_store import StoreError, UserStore, original_png
 from digits.data.mnist import N_CLASSES, DatasetError
-from digits.data.pad import CANVAS_SIDE
+from digits.data.pad import CANVAS_SIDE, NUMBER_PAD_HEIGHT, NUMBER_PAD_WIDTH, NUMBER_PEN_WIDTH
 from digits.data.preprocess import FILE_EXTENSIONS, ImageError, load_image, preprocess
 from network import Classifier
 from pages.shared import (
     CURRENT_INPUT,
+    NUMBER_PAD,
     OTHER_COLOUR,
     SAMPLE_KEY,
     TAB_DRAW,
     TAB_KEY,
     TAB_MNIST,
+    TAB_NUMBER,
     TAB_UPLOAD,
     TOP_COLOUR,
     UPLOAD_KEY,
@@ -44,6 +49,10 @@ from pages.shared import (
 
 # Each digit's bar gets this many pixels of height, so all ten labels fit on the axis.
 BAR_STEP = 20
+# What the number pad asks for when empty.
+NUMBER_PROMPT = "Write a number of up to about ten digits on the pad, side by side."
+# Each digit's 28x28 input on a number's card, enlarged to fit the card.
+NUMBER_VIEW_SCALE = 3
 
 
 def probability_chart(proba: np.ndarray) -> alt.Chart:
@@ -237,6 +246,105 @@ def upload_tab(classifier: Classifier, is_open: bool) -> CurrentInput | None:
     return CurrentInput("upload", reading.preprocessed, name=name)
 
 
+def number_tab(classifier: Classifier, is_open: bool) -> CurrentInput | None:
+    """A wide pad (or an upload) for a number of several digits, read digit by digit."""
+    drawing = drawing_pad(NUMBER_PAD, NUMBER_PAD_WIDTH, NUMBER_PAD_HEIGHT, NUMBER_PEN_WIDTH)
+    upload = st.file_uploader(
+        "Or a photo or scan of a number",
+        type=list(FILE_EXTENSIONS),
+        key="number-upload",
+    )
+    if not is_open:
+        return None
+    if upload is not None:
+        try:
+            image: Image.Image | np.ndarray = load_image(upload.getvalue())
+        except ImageError as exc:
+            st.error(str(exc))
+            return None
+        source = ("number-upload", upload.name)
+    elif drawing is not None:
+        image, source = drawing, ("number", "")
+    else:
+        st.info(NUMBER_PROMPT)
+        return None
+    digits = read_number(classifier, image)
+    text = number_text(digits)
+    if text is None:
+        st.warning("No digits found: the pad or image has no strokes that look like digits.")
+        return None
+    st.metric("Number", text)
+    if "?" in text:
+        st.warning(
+            "A “?” is a piece the network is not sure of, or that is not a digit: write it "
+            "again, apart from its neighbours."
+        )
+    st.image(annotated(image, digits), caption="Each digit found, with its reading")
+    show_inputs = st.toggle("Show each digit's 28x28 input", key="number-inputs")
+    with st.container(horizontal=True, gap="small"):
+        for i, digit in enumerate(digits):
+            digit_card(digit, i, source[0], show_inputs)
+    # The other pages look inside the first digit read.
+    first = next((d for d in digits if d.reading.has_digit), None)
+    if first is None:
+        return None
+    return CurrentInput("number", first.reading.preprocessed, name=source[1])
+
+
+def digit_card(digit: DigitReading, index: int, source: str, show_input: bool) -> None:
+    """One digit of a number: its reading and confidence, its input, and "it was N"."""
+    with st.container(border=True, width=120, gap="small"):
+        st.markdown(f"**{digit.text}** · {digit.confidence:.0%}")
+        if not digit.reading.has_digit:
+            st.caption("no digit")
+            return
+        if show_input:
+            view = enlarge(_digit_image(digit.reading), NUMBER_VIEW_SCALE)
+            st.image(view, width=view.width)
+        key = f"{source}-{index}-{hashlib.sha1(_digit_image(digit.reading).tobytes()).hexdigest()}"
+        saved = st.session_state.get(f"{key}-saved")
+        if saved is not None:
+            if saved[1]:
+                st.error(saved[1])
+            else:
+                st.caption(f"Saved as {with_article(saved[0])}.")
+            return
+        st.selectbox(
+            "It was",
+            range(N_CLASSES),
+            index=None,
+            placeholder="It was…",
+            key=f"{key}-true",
+            label_visibility="collapsed",
+        )
+        true = st.session_state.get(f"{key}-true")
+        st.button(
+            "Save",
+            key=f"{key}-save",
+            on_click=_save_digit,
+            args=(digit, key, source),
+            disabled=true is None,
+            help="Pick the digit it was first." if true is None else "Keep it in your samples.",
+        )
+
+
+def _save_digit(digit: DigitReading, key: str, source: str) -> None:
+    """Store one digit of a number with the label the user picked, as a sample."""
+    label = st.session_state[f"{key}-true"]
+    try:
+        UserStore().add(
+            label,
+            _digit_image(digit.reading),
+            original_png(digit.ink),
+            prediction=digit.reading.digit,
+            source=source,
+        )
+    except StoreError as exc:
+        st.session_state[f"{key}-saved"] = (label, str(exc))
+    else:
+        st.session_state[f"{key}-saved"] = (label, "")
+
+
 def mnist_tab(classifier: Classifier, is_open: bool) -> CurrentInput | None:
     """A random MNIST test digit with its true label and the network's reading."""
     picked = st.button("Random MNIST test digit", icon=":material/casino:")
@@ -284,18 +392,20 @@ def main() -> None:
         "every stroke."
     )
     classifier = classifier_or_stop()
-    tabs = [TAB_DRAW, TAB_UPLOAD, TAB_MNIST]
+    tabs = [TAB_DRAW, TAB_NUMBER, TAB_UPLOAD, TAB_MNIST]
     # Rerun on a tab switch, so that `.open` says which tab's input to read and share (with
     # on_change set, tabs track their state: `.open` is True or False, never None).
-    draw, upload, sample = st.tabs(tabs, key=TAB_KEY, on_change="rerun")
+    draw, number, upload, sample = st.tabs(tabs, key=TAB_KEY, on_change="rerun")
     with draw:
         from_canvas = draw_tab(classifier, bool(draw.open))
+    with number:
+        from_number = number_tab(classifier, bool(number.open))
     with upload:
         from_upload = upload_tab(classifier, bool(upload.open))
     with sample:
         from_mnist = mnist_tab(classifier, bool(sample.open))
     # At most one is set: only the open tab reads its input.
-    st.session_state[CURRENT_INPUT] = from_canvas or from_upload or from_mnist
+    st.session_state[CURRENT_INPUT] = from_canvas or from_number or from_upload or from_mnist
 
 
 main()

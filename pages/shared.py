@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from canvas import PEN_WIDTH_KEY
+from canvas import PEN_WIDTH_KEY, pen_width_key
 from digits.app import insights
 from digits.app.insights import file_version
 from digits.app.logic import CurrentInput, mnist_input
@@ -43,7 +43,7 @@ DRAW_PAGE = Path(__file__).with_name("draw.py")
 EXPLAIN_PAGE = Path(__file__).with_name("explain.py")
 VIEW_PARAM, UNIT_PARAM, UNIT_VIEW = "view", "unit", "unit"
 # The draw page's tabs, and the session-state keys of the open one and of the MNIST digit on show.
-TAB_DRAW, TAB_UPLOAD, TAB_MNIST = "Draw", "Upload", "MNIST test digit"
+TAB_DRAW, TAB_NUMBER, TAB_UPLOAD, TAB_MNIST = "Draw", "Number", "Upload", "MNIST test digit"
 TAB_KEY = "source_tab"
 SAMPLE_KEY = "mnist_sample_index"
 # The MNIST digit the Inside and Why pages show to a learner who has drawn nothing yet.
@@ -51,9 +51,16 @@ EXAMPLE_KEY = "inside_example_index"
 # The upload on show, (name, bytes): the uploader itself forgets its file on another page.
 UPLOAD_KEY = "upload_kept"
 # How the pages name where the current input came from.
-SOURCES = {"canvas": "your drawing", "upload": "the uploaded image", "mnist": "the MNIST digit"}
+SOURCES = {
+    "canvas": "your drawing",
+    "number": "the first digit of your number",
+    "upload": "the uploaded image",
+    "mnist": "the MNIST digit",
+}
 # Widgets whose values outlive a visit to another page (see keep_widget_state).
-KEPT_WIDGETS = (PEN_WIDTH_KEY, TAB_KEY)
+# The number pad's name: its widgets' keys start with it.
+NUMBER_PAD = "number"
+KEPT_WIDGETS = (PEN_WIDTH_KEY, pen_width_key(NUMBER_PAD), TAB_KEY)
 
 # The most probable digit's bar stands out in Streamlit's accent red; the rest stay grey.
 TOP_COLOUR, OTHER_COLOUR = "#FF4B4B", "#A3A8B8"

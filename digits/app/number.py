@@ -5,15 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
-from digits.app.logic import LOW_CONFIDENCE, Reading
-from digits.data.preprocess import preprocess
+from digits.app.logic import LOW_CONFIDENCE, Reading, read_digits
+from digits.data.preprocess import preprocess, to_8bit
 from digits.data.segment import Piece, ink_map, segment
 from network import Classifier
 
 # Status names for a digit's reading; one function maps a reading to them.
 SURE, UNSURE = "sure", "unsure"
+# The boxes round sure digits are green, those round unsure or non-digit pieces amber.
+SURE_COLOUR, UNSURE_COLOUR = "#21C354", "#FFBD45"
 # Each piece is read with this share of its longest side as a black margin round it, so the
 # preprocessing sees a clean border, as it does round a single drawn digit.
 MARGIN_FRACTION = 0.25
@@ -70,12 +72,7 @@ def read_pieces(classifier: Classifier, pieces: list[Piece]) -> list[Reading]:
     prepared = [
         preprocess(np.pad(p.ink, round(MARGIN_FRACTION * max(p.ink.shape)))) for p in pieces
     ]
-    found = [i for i, p in enumerate(prepared) if p.has_digit]
-    probas: dict[int, np.ndarray] = {}
-    if found:
-        stacked = np.stack([prepared[i].vector for i in found])
-        probas = dict(zip(found, classifier.predict_proba(stacked), strict=True))
-    return [Reading(p, probas.get(i)) for i, p in enumerate(prepared)]
+    return read_digits(classifier, prepared)
 
 
 def number_text(digits: list[DigitReading]) -> str | None:
@@ -95,3 +92,21 @@ def _image_box(
         min(width, int(np.ceil(x1 * scale))),
         min(height, int(np.ceil(y1 * scale))),
     )
+
+
+def annotated(image: Image.Image | np.ndarray, digits: list[DigitReading]) -> Image.Image:
+    """The image as RGB with a box round each digit and its reading ("?" if unsure) above it."""
+    picture = to_8bit(image if isinstance(image, Image.Image) else Image.fromarray(image))
+    picture = picture.convert("RGB")
+    draw = ImageDraw.Draw(picture)
+    size = max(12, picture.height // 12)
+    font = ImageFont.load_default(size=size)
+    for d in digits:
+        colour = SURE_COLOUR if d.status == SURE else UNSURE_COLOUR
+        x0, y0, x1, y1 = d.box
+        draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=colour, width=max(2, size // 8))
+        label = f"{d.text} {d.confidence:.0%}"
+        # Above the box where there is room, else inside its top.
+        top = y0 - size - 4 if y0 >= size + 4 else y0 + 2
+        draw.text((x0 + 2, top), label, fill=colour, font=font)
+    return picture

@@ -10,3 +10,9 @@ DEFAULT_PEN_WIDTH = 20
 PEN_WIDTH_RANGE = (8, 40)
 INK_COLOUR = "#FFFFFF"
 BACKGROUND_COLOUR = "#000000"
+
+# The number pad: as wide as the page's column on a desktop, room for about ten digits of
+# 70 px; a digit drawn on it is about 150 px tall, so a thinner pen keeps MNIST's proportions.
+# On a narrower screen it is shown scaled down to fit (canvas.py).
+NUMBER_PAD_WIDTH, NUMBER_PAD_HEIGHT = 700, 200
+NUMBER_PEN_WIDTH = 16

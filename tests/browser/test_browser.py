@@ -54,7 +54,7 @@ def test_upload_and_mnist_tabs_show_their_readings(browser, app_url, mnist):
     scan = Image.fromarray(255 - mnist.test_images[1]).resize((300, 300), Image.Resampling.BILINEAR)
     buffer = io.BytesIO()
     scan.save(buffer, format="PNG")
-    page.locator("input[type=file]").set_input_files(
+    page.locator(".st-key-upload input[type=file]").set_input_files(
         files=[{"name": "scan.png", "mimeType": "image/png", "buffer": buffer.getvalue()}]
     )
     expect(prediction(page)).to_have_text(str(mnist.test_labels[1]), timeout=UPDATE_TIMEOUT_MS)

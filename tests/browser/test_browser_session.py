@@ -17,6 +17,7 @@ from helpers.browser import (
     canvas_ink,
     draw_digit,
     open_app,
+    pad_canvas,
     prediction,
     sidebar_link,
 )
@@ -48,7 +49,7 @@ def test_the_upload_and_the_open_tab_survive_a_visit_to_another_page(browser, ap
     scan = Image.fromarray(255 - mnist.test_images[1]).resize((200, 200))
     buffer = io.BytesIO()
     scan.save(buffer, format="PNG")
-    page.locator("input[type=file]").set_input_files(
+    page.locator(".st-key-upload input[type=file]").set_input_files(
         files=[{"name": "scan.png", "mimeType": "image/png", "buffer": buffer.getvalue()}]
     )
     digit = str(mnist.test_labels[1])
@@ -70,10 +71,10 @@ def test_the_upload_and_the_open_tab_survive_a_visit_to_another_page(browser, ap
 
 def test_undo_and_redo_are_buttons_on_the_page_and_the_toolbar_is_hidden(browser, app_url):
     page = open_app(browser, app_url, PHONE)
-    pad = page.locator("canvas.upper-canvas")
+    pad = pad_canvas(page)
     box = pad.bounding_box()
     page.mouse.move(box["x"] + box["width"] - 5, box["y"] + 5)  # where the toolbar popped up
-    expect(page.locator(".dc-toolbar")).to_be_hidden()
+    expect(page.locator(".st-key-canvas-pad .dc-toolbar")).to_be_hidden()
     draw_digit(page, 7, 60, 40, 180)
     expect(prediction(page)).to_have_text("7", timeout=UPDATE_TIMEOUT_MS)
     page.get_by_role("button", name="Undo").click()

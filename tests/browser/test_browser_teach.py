@@ -20,6 +20,7 @@ from helpers.browser import (
     UPDATE_TIMEOUT_MS,
     draw_digit,
     open_app,
+    pad_canvas,
     prediction,
     press_clear,
     sidebar_link,
@@ -66,7 +67,7 @@ def draw_slashed_zero(page, where: tuple[float, float, float], read_as: str) -> 
     """Draw bench/styled_digits.py's slashed 0 with the mouse, the ring then the slash, and
     check that the app reads the ring alone as a 0 and the whole as `read_as`.
     """
-    canvas = page.locator("canvas.upper-canvas")
+    canvas = pad_canvas(page)
     box = canvas.bounding_box()
     left, top, height = where
     ring, slash = STROKES[0]

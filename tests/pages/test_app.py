@@ -20,8 +20,17 @@ from streamlit.testing.v1 import AppTest
 from digits.app.logic import EMPTY_PROMPT
 from digits.app.user_store import UserStore
 from digits.data.mnist import N_CLASSES, N_PIXELS
+from digits.data.pad import NUMBER_PAD_HEIGHT, NUMBER_PAD_WIDTH
 from model_loader import MODEL_PATH, save_params
-from pages.shared import CURRENT_INPUT, SAMPLE_KEY, TAB_KEY, TAB_MNIST, TAB_UPLOAD
+from pages.shared import (
+    CURRENT_INPUT,
+    NUMBER_PAD,
+    SAMPLE_KEY,
+    TAB_KEY,
+    TAB_MNIST,
+    TAB_NUMBER,
+    TAB_UPLOAD,
+)
 
 APP = str(ROOT / "app.py")
 # The first run imports NumPy, Pillow and Altair and reads the model; later ones are quick.
@@ -61,15 +70,26 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def draw_on_canvas(at: AppTest, image: np.ndarray) -> AppTest:
-    """Put a drawing into the canvas component's state, as the browser does after a stroke."""
-    (component,) = at.get("bidi_component")
+def pad_component(at: AppTest, pad: str = "canvas"):
+    """The canvas component of the pad named `pad`."""
+    (component,) = [c for c in at.get("bidi_component") if c.key.startswith(f"{pad}-")]
+    return component
+
+
+def draw_on_canvas(at: AppTest, image: np.ndarray, pad: str = "canvas") -> AppTest:
+    """Put a drawing into a pad's component state, as the browser does after a stroke."""
+    component = pad_component(at, pad)
     url = "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode()
     at.session_state[component.key] = {
         "drawing": {"raw": {"objects": [{"type": "path"}]}, "data": url},
         "backgroundFit": None,
     }
     return at.run()
+
+
+def upload_box(at: AppTest):
+    """The Upload tab's file uploader (the Number tab has one of its own)."""
+    return next(u for u in at.file_uploader if u.key == "upload")
 
 
 def open_tab(at: AppTest, label: str) -> AppTest:
@@ -107,9 +127,9 @@ def test_a_drawing_is_read_and_shared_with_other_pages(app, mnist):
 def test_clear_empties_the_canvas(app, mnist):
     app.run()
     draw_on_canvas(app, drawn(mnist.test_images[0]))
-    (old,) = app.get("bidi_component")
+    old = pad_component(app)
     next(b for b in app.button if b.label == "Clear").click().run()
-    (new,) = app.get("bidi_component")
+    new = pad_component(app)
     assert new.key != old.key, "Clear must mount a fresh canvas"
     assert [i.value for i in app.info] == [EMPTY_PROMPT]
     assert "Prediction" not in metrics(app)
@@ -132,7 +152,7 @@ def test_a_photo_with_salt_and_pepper_noise_shows_the_noise_removal_step(app, mn
     photo = 255 - drawn(mnist.test_images[4])[..., 0]
     hit = rng.random(photo.shape)
     photo[hit < 0.025], photo[(hit >= 0.025) & (hit < 0.05)] = 0, 255
-    app.file_uploader[0].set_value(("noisy.png", png_bytes(photo), "image/png")).run()
+    upload_box(app).set_value(("noisy.png", png_bytes(photo), "image/png")).run()
     app.toggle[0].set_value(True).run()
     assert_no_exception(app)
     assert metrics(app)["Prediction"] == str(mnist.test_labels[4])
@@ -251,7 +271,7 @@ def test_an_uploaded_photo_goes_through_the_same_pipeline(app, mnist):
     open_tab(app, TAB_UPLOAD)
     # Dark ink on light paper, as a scan would be; the pipeline turns it white on black.
     scan = 255 - drawn(mnist.test_images[1])[..., 0]
-    app.file_uploader[0].set_value(("digit.png", png_bytes(scan), "image/png")).run()
+    upload_box(app).set_value(("digit.png", png_bytes(scan), "image/png")).run()
     assert_no_exception(app)
     assert metrics(app)["Prediction"] == str(mnist.test_labels[1])
     assert "digit.png" in [c for img in app.image for c in img.captions]
@@ -277,7 +297,7 @@ def test_a_blank_uploads_preview_is_framed_with_its_name(app):
     app.run()
     open_tab(app, TAB_UPLOAD)
     blank = np.full((200, 300), 255, np.uint8)
-    app.file_uploader[0].set_value(("blank.png", png_bytes(blank), "image/png")).run()
+    upload_box(app).set_value(("blank.png", png_bytes(blank), "image/png")).run()
     assert_no_exception(app)
     (shown,) = app.image
     assert shown.captions == ["blank.png"]
@@ -290,7 +310,7 @@ def test_a_blank_uploads_preview_is_framed_with_its_name(app):
 def test_a_broken_upload_gets_one_plain_error_line(app):
     app.run()
     open_tab(app, TAB_UPLOAD)
-    app.file_uploader[0].set_value(("digit.png", b"this is not a PNG", "image/png")).run()
+    upload_box(app).set_value(("digit.png", b"this is not a PNG", "image/png")).run()
     assert_no_exception(app)
     (error,) = app.error
     assert error.value == (
@@ -303,14 +323,14 @@ def test_hostile_uploads_each_get_one_plain_message_and_the_page_keeps_working(a
     app.run()
     open_tab(app, TAB_UPLOAD)
     for name, (data, phrase) in hostile_images().items():
-        app.file_uploader[0].set_value(("upload.png", data, "image/png")).run()
+        upload_box(app).set_value(("upload.png", data, "image/png")).run()
         assert_no_exception(app)
         (message,) = [*app.error, *app.warning]
         assert phrase in message.value, name
         assert "\n" not in message.value, name
         assert "Prediction" not in metrics(app), name
     scan = 255 - drawn(mnist.test_images[1])[..., 0]
-    app.file_uploader[0].set_value(("digit.png", png_bytes(scan), "image/png")).run()
+    upload_box(app).set_value(("digit.png", png_bytes(scan), "image/png")).run()
     assert_no_exception(app)
     assert metrics(app)["Prediction"] == str(mnist.test_labels[1])
 
@@ -346,3 +366,69 @@ def test_wrong_waits_for_the_right_digit_then_saves_it_as_a_sample(monkeypatch, 
     assert at.success[0].value.startswith("Saved as a 1 in your samples")
     (sample,) = UserStore(tmp_path / "samples.sqlite").samples()
     assert (sample.label, sample.prediction) == (1, 7)
+
+
+# ---- the Number tab -------------------------------------------------------------------------
+
+
+def number_drawing(digits: list[np.ndarray], height: int = 120) -> np.ndarray:
+    """MNIST digits (28, 28) side by side, white on the black number pad: RGBA uint8."""
+    pad = np.zeros((NUMBER_PAD_HEIGHT, NUMBER_PAD_WIDTH, 4), np.uint8)
+    pad[..., 3] = 255
+    top, step = (NUMBER_PAD_HEIGHT - height) // 2, height
+    for i, digit in enumerate(digits):
+        big = np.asarray(Image.fromarray(digit).resize((height, height), Image.Resampling.BILINEAR))
+        left = 20 + i * step
+        pad[top : top + height, left : left + height, :3] = np.maximum(
+            pad[top : top + height, left : left + height, :3], big[..., None]
+        )
+    return pad
+
+
+def test_a_number_on_the_number_pad_is_read_digit_by_digit_with_boxes(app, mnist):
+    app.run()
+    open_tab(app, TAB_NUMBER)
+    assert "Write a number" in app.info[0].value
+    digits = [mnist.test_images[i] for i in (0, 1, 2, 3)]  # 7, 2, 1, 0
+    draw_on_canvas(app, number_drawing(digits), pad=NUMBER_PAD)
+    assert_no_exception(app)
+    assert metrics(app)["Number"] == "".join(str(mnist.test_labels[i]) for i in range(4))
+    assert "Each digit found, with its reading" in [c for img in app.image for c in img.captions]
+    assert app.session_state[CURRENT_INPUT].source == "number"
+
+
+def test_each_digit_of_a_number_can_be_corrected_into_the_samples(monkeypatch, tmp_path, mnist):
+    monkeypatch.setenv("DIGITS_USER_DB", str(tmp_path / "samples.sqlite"))
+    at = app_with_model(monkeypatch, MODEL_PATH)
+    at.run()
+    open_tab(at, TAB_NUMBER)
+    draw_on_canvas(at, number_drawing([mnist.test_images[0], mnist.test_images[1]]), NUMBER_PAD)
+    save = [b for b in at.button if b.label == "Save"]
+    assert len(save) == 2
+    assert all(b.disabled for b in save), "nothing is saved before a digit is picked"
+    (pick, _) = [s for s in at.selectbox if s.placeholder == "It was…"]
+    pick.set_value(1).run()
+    next(b for b in at.button if b.label == "Save" and not b.disabled).click().run()
+    assert_no_exception(at)
+    (sample,) = UserStore(tmp_path / "samples.sqlite").samples()
+    assert (sample.label, sample.prediction) == (1, mnist.test_labels[0])
+    assert any("Saved as a 1" in c.value for c in at.caption)
+
+
+def test_each_digits_input_is_shown_on_request(app, mnist):
+    app.run()
+    open_tab(app, TAB_NUMBER)
+    draw_on_canvas(app, number_drawing([mnist.test_images[0], mnist.test_images[1]]), NUMBER_PAD)
+    before = len(app.image)
+    next(t for t in app.toggle if "28x28" in t.label).set_value(True).run()
+    assert len(app.image) == before + 2
+
+
+def test_an_uploaded_photo_of_a_number_is_read_the_same_way(app, mnist):
+    app.run()
+    open_tab(app, TAB_NUMBER)
+    scan = 255 - number_drawing([mnist.test_images[i] for i in (0, 1, 2)])[..., 0]
+    (uploader,) = [u for u in app.file_uploader if "number" in u.label]
+    uploader.set_value(("number.png", png_bytes(scan), "image/png")).run()
+    assert_no_exception(app)
+    assert metrics(app)["Number"] == "".join(str(mnist.test_labels[i]) for i in range(3))
