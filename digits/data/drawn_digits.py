@@ -279,7 +279,7 @@ def _brush_width(rng: np.random.Generator, side: float) -> float:
     return rng.uniform(*STROKE_WIDTH) * side / CANVAS_SIDE
 
 
-def _paper_photo(coverage: Image.Image, rng: np.random.Generator) -> np.ndarray:
+def paper_photo(coverage: Image.Image, rng: np.random.Generator) -> np.ndarray:
     """A phone photo of ink on paper: an (H, W) "L" coverage image -> (H, W, 3) uint8 RGB."""
     width, height = coverage.size
     level = rng.uniform(*PAPER_LEVEL)
@@ -318,6 +318,13 @@ def _paper_photo(coverage: Image.Image, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(Image.open(buffer).convert("RGB"))
 
 
+def pen_drawing(digit: np.ndarray, side: int, rng: np.random.Generator) -> Image.Image:
+    """A (28, 28) uint8 digit's pen path drawn with a round brush at a random size and place in
+    a (side, side) cell: its ink coverage as an "L" image, as "canvas" draws it."""
+    points, segments = digit_skeleton(digit)
+    return _stroke_coverage(points, segments, (side, side), _brush_width(rng, side), rng)
+
+
 def render(digit: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarray:
     """A (28, 28) uint8 MNIST digit drawn in a STYLES style: (H, W, 4) RGBA or (H, W, 3) RGB uint8.
 
@@ -326,18 +333,16 @@ def render(digit: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarra
     """
     if style not in STYLES:
         raise ValueError(f"Unknown style {style!r}; choose one of {', '.join(STYLES)}.")
-    points, segments = digit_skeleton(digit)
     if style == "paper":
+        points, segments = digit_skeleton(digit)
         height = int(rng.integers(*PAPER_HEIGHT, endpoint=True))
         width = round(height * rng.uniform(*PAPER_ASPECT))
         width += width == height  # a cropped photo is never exactly square
         stroke_width = _brush_width(rng, min(height, width))
         coverage = _stroke_coverage(points, segments, (height, width), stroke_width, rng)
-        return _paper_photo(coverage, rng)
+        return paper_photo(coverage, rng)
 
-    shape = (CANVAS_SIDE, CANVAS_SIDE)
-    stroke_width = _brush_width(rng, CANVAS_SIDE)
-    ink = _stroke_coverage(points, segments, shape, stroke_width, rng)
+    ink = pen_drawing(digit, CANVAS_SIDE, rng)
     if style == "canvas":
         channels = (ink, ink, ink, Image.new("L", ink.size, 255))
     else:
