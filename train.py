@@ -99,6 +99,20 @@ RECIPE_FLAGS: dict[str, tuple[str, dict]] = {
 # Flags whose name is not their field's.
 FLAG_NAMES = {"blas_threads": "--threads"}
 
+# The AugmentConfig fields that have a flag: field -> (flag, metavar, help).
+AUGMENT_FLAGS = {
+    "prob": (
+        "--augment-share",
+        "SHARE",
+        "share of the images augmented each epoch; the rest pass plain",
+    ),
+    "elastic_px": (
+        "--elastic",
+        "PX",
+        "elastic distortion: how far its grid points move, in pixels; 0 for none",
+    ),
+}
+
 
 def flag_name(field: str) -> str:
     return FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
@@ -115,6 +129,9 @@ def add_recipe_flags(p: argparse.ArgumentParser) -> None:
         if isinstance(default, tuple):
             default = list(default)
         p.add_argument(flag_name(field), dest=field, default=default, help=text, **options)
+    for field, (flag, metavar, text) in AUGMENT_FLAGS.items():
+        default = getattr(defaults.augment_config, field)
+        p.add_argument(flag, dest=field, type=float, default=default, help=text, metavar=metavar)
 
 
 def add_mode_flags(p: argparse.ArgumentParser) -> None:
@@ -173,7 +190,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = {field: getattr(args, field) for field in RECIPE_FLAGS}
-    return TrainConfig(**{**values, "hidden": tuple(args.hidden)})
+    augment = {field: getattr(args, field) for field in AUGMENT_FLAGS}
+    augment_config = dataclasses.replace(TrainConfig().augment_config, **augment)
+    return TrainConfig(**{**values, "hidden": tuple(args.hidden)}, augment_config=augment_config)
 
 
 def config_to_args(config: TrainConfig) -> list[str]:
@@ -190,6 +209,10 @@ def config_to_args(config: TrainConfig) -> list[str]:
             flags += [flag_name(field), *map(str, value)]
         else:
             flags += [flag_name(field), str(value)]
+    for field, (flag, _, _) in AUGMENT_FLAGS.items():
+        value = getattr(config.augment_config, field)
+        if value != getattr(defaults.augment_config, field):
+            flags += [flag, str(value)]
     return flags
 
 

@@ -14,6 +14,7 @@ from digits.app.user_store import UserStore, original_png
 from digits.data.styled_digits import styled_samples
 from digits.training.checkpoint import history_path
 from digits.training.evaluation import accuracy, predict_proba_batched
+from digits.training.trainer import TrainConfig
 from model_loader import MODEL_PATH, load_classifier, load_params
 
 # Every test here runs a training; `make test-fast` leaves them out.
@@ -205,6 +206,14 @@ def test_a_config_turns_back_into_the_flags_that_give_it():
     flags = train.config_to_args(config)
     assert train.config_from_args(train.parse_args(flags)) == config
     assert {"--no-drawn", "--no-augment"} <= set(flags)
+
+
+def test_the_augmentation_recipe_has_flags_that_round_trip():
+    config = train.config_from_args(train.parse_args(["--augment-share", "1", "--elastic", "0"]))
+    assert config.augment_config.prob == 1.0
+    assert config.augment_config.elastic_px == 0.0
+    assert train.config_to_args(config) == ["--augment-share", "1.0", "--elastic", "0.0"]
+    assert train.config_from_args(train.parse_args([])) == TrainConfig()
 
 
 def test_finetune_progress_bar_counts_every_image_of_an_epoch_drawn_ones_included(
