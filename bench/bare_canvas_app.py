@@ -19,16 +19,18 @@ from digits.data.pad import BACKGROUND_COLOUR, CANVAS_SIDE, DEFAULT_PEN_WIDTH, I
 INK_LABEL = "Ink"
 
 generation = st.session_state.setdefault("generation", 0)
-result = st_canvas(
-    stroke_width=DEFAULT_PEN_WIDTH,
-    stroke_color=INK_COLOUR,
-    background_color=BACKGROUND_COLOUR,
-    width=CANVAS_SIDE,
-    height=CANVAS_SIDE,
-    return_image_data=True,
-    key=f"canvas-{generation}",
-)
-if st.button("Clear"):
+# Keyed as the app's pad and its Clear button are (canvas.py), so the browser helpers find them.
+with st.container(key="canvas-pad"):
+    result = st_canvas(
+        stroke_width=DEFAULT_PEN_WIDTH,
+        stroke_color=INK_COLOUR,
+        background_color=BACKGROUND_COLOUR,
+        width=CANVAS_SIDE,
+        height=CANVAS_SIDE,
+        return_image_data=True,
+        key=f"canvas-{generation}",
+    )
+if st.button("Clear", key="canvas-clear"):
     st.session_state["generation"] += 1
     st.rerun()
 if (result.json_data or {}).get("objects"):
