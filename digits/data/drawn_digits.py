@@ -234,12 +234,13 @@ def _stroke_coverage(
     shape: tuple[int, int],
     stroke_width: float,
     rng: np.random.Generator,
+    height_fraction: tuple[float, float] = HEIGHT_FRACTION,
 ) -> Image.Image:
     """Ink coverage as an (H, W) "L" image: the pen path drawn at a random size and place."""
     height, width = shape
     low, high = points.min(axis=0), points.max(axis=0)
     extent = np.maximum(high - low, 1.0)  # (2,) path height and width in digit pixels
-    ink_height = rng.uniform(*HEIGHT_FRACTION) * height
+    ink_height = rng.uniform(*height_fraction) * height
     stroke_width = min(stroke_width, MAX_STROKE_TO_HEIGHT * ink_height)
     widest = stroke_width * (1 + WIDTH_WOBBLE)
     scale = min(
@@ -318,11 +319,19 @@ def paper_photo(coverage: Image.Image, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(Image.open(buffer).convert("RGB"))
 
 
-def pen_drawing(digit: np.ndarray, side: int, rng: np.random.Generator) -> Image.Image:
-    """A (28, 28) uint8 digit's pen path drawn with a round brush at a random size and place in
-    a (side, side) cell: its ink coverage as an "L" image, as "canvas" draws it."""
+def pen_drawing(
+    digit: np.ndarray,
+    side: int,
+    rng: np.random.Generator,
+    stroke_width: float | None = None,
+    height_fraction: tuple[float, float] = HEIGHT_FRACTION,
+) -> Image.Image:
+    """A (28, 28) uint8 digit's pen path drawn with a round brush in a (side, side) cell, its
+    height that share of the side, at a random place: its ink coverage as an "L" image, as
+    "canvas" draws it. The brush is `stroke_width` px, or one drawn from STROKE_WIDTH."""
     points, segments = digit_skeleton(digit)
-    return _stroke_coverage(points, segments, (side, side), _brush_width(rng, side), rng)
+    width = _brush_width(rng, side) if stroke_width is None else stroke_width
+    return _stroke_coverage(points, segments, (side, side), width, rng, height_fraction)
 
 
 def render(digit: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarray:

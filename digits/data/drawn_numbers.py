@@ -24,11 +24,13 @@ from digits.data.pad import NUMBER_PAD_HEIGHT
 
 STYLES = ("canvas", "paper")
 GROUPS = ("gaps", "touching")
-# Each digit is drawn in a square cell, then scaled to the number's height (px), give or take
-# a share, so that heights vary within a number as in handwriting, but not from 1 to 4.
-CELL_SIDE = 160
+# A number's digits are about this many pixels tall, each give or take a share, so heights
+# vary within a number as in handwriting; one pen writes them all, its width a share of that
+# height (MNIST's strokes are 10-15% of a digit's height).
 NUMBER_HEIGHT = (70, 150)
 HEIGHT_SPREAD = 0.15
+PEN_SHARE = (0.07, 0.16)
+CELL_FILL = 0.85
 # Pixels between neighbours' inks with gaps; how far touching neighbours' strokes overlap,
 # and how far their boxes may, so that shapes that fit into each other are not stacked.
 GAP = (6, 30)
@@ -48,15 +50,14 @@ class DrawnNumber:
     alone: list[np.ndarray]
 
 
-def ink_patch(digit: np.ndarray, height: float, rng: np.random.Generator) -> np.ndarray:
-    """A digit drawn with a round brush, cropped to its ink and scaled to about `height` px:
-    (h, w) uint8 coverage."""
-    coverage = pen_drawing(digit, CELL_SIDE, rng)
-    crop = coverage.crop(coverage.getbbox())
+def ink_patch(digit: np.ndarray, height: float, pen: float, rng: np.random.Generator) -> np.ndarray:
+    """A digit drawn with a round brush `pen` px wide, about `height` px tall, cropped to its
+    ink: (h, w) uint8 coverage."""
     target = height * rng.uniform(1 - HEIGHT_SPREAD, 1 + HEIGHT_SPREAD)
-    scale = target / crop.height
-    size = (max(1, round(crop.width * scale)), max(1, round(crop.height * scale)))
-    return np.asarray(crop.resize(size, Image.Resampling.BILINEAR))
+    # The digit fills most of a cell a little taller than itself, so only the place is random.
+    side = round(target / CELL_FILL)
+    coverage = pen_drawing(digit, side, rng, pen, (CELL_FILL, CELL_FILL))
+    return np.asarray(coverage.crop(coverage.getbbox()))
 
 
 def _touching_left(canvas: np.ndarray, patch: np.ndarray, top: int, overlap: int) -> int:
@@ -114,7 +115,8 @@ def draw_number(
     """MNIST digits (28, 28) uint8 written as one number, with each digit also alone."""
     rng = np.random.default_rng(seed)
     height = rng.uniform(*NUMBER_HEIGHT)
-    patches = [ink_patch(digit, height, rng) for digit in digits]
+    pen = height * rng.uniform(*PEN_SHARE)
+    patches = [ink_patch(digit, height, pen, rng) for digit in digits]
     image = dress(compose(patches, touching, rng), style, rng)
     alone = [dress(np.pad(patch, MARGIN), style, rng) for patch in patches]
     return DrawnNumber(image, "".join(map(str, labels)), alone)

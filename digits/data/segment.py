@@ -22,18 +22,26 @@ from digits.data.preprocess import preprocess
 INK_LEVEL = 64
 # A piece whose ink is less than this share of the biggest piece's is a speck.
 SPECK_MASS_FRACTION = 0.08
-# Components join when they share this much of the narrower one's columns, or when the gap
-# between them is at most this share of the taller one's height.
-OVERLAP_JOIN = 0.5
+# In one digit's ink, components join when their columns overlap at all, or when the gap
+# between them is at most GAP_JOIN of the taller one's height (a pen line broken in a photo).
+# In a number, neighbours' boxes overlap on a slant and lie a few pixels apart, so there they
+# join only when they share OVERLAP_JOIN of the narrower one's columns (the flag of a 5, a 4 or
+# 7 in two strokes) or lie NUMBER_GAP_JOIN apart at most.
 GAP_JOIN = 0.08
-# A piece at most this wide for its height that the network reads with confidence is one digit.
-ONE_DIGIT_ASPECT = 1.0
+OVERLAP_JOIN = 0.5
+NUMBER_GAP_JOIN = 0.02
+# A piece at most this wide for the number's height is one digit; one that the network reads
+# with confidence may be as wide as the second (a wide 4 or 0 written short).
+ONE_DIGIT_ASPECT = 0.9
+SURE_DIGIT_ASPECT = 1.3
+# A piece less tall than this share of the number's median piece is part of a neighbour.
+SMALL_PIECE_HEIGHT = 0.5
 # A cut-out digit is this narrow to this wide for its height: a thin 1 to a wide 0 or 4.
 SEGMENT_ASPECT = (0.12, 1.3)
 # Every digit read costs this much log-score, so a confident whole beats confident fragments;
 # a segment wider than ASPECT_FREE times its height pays ASPECT_PENALTY times the square of
 # the excess: a "digit" twice as wide as tall is more likely two.
-SEGMENT_COST = 1.0
+SEGMENT_COST = 0.3
 ASPECT_FREE = 1.0
 ASPECT_PENALTY = 6.0
 # Candidate cuts: column profile minima at least this share of the height apart, and this many
@@ -131,8 +139,9 @@ def _union(n: int, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         parent = hooked
 
 
-def find_pieces(ink: np.ndarray) -> list[Piece]:
-    """The pieces of an (H, W) uint8 ink map, left to right, specks left out.
+def find_pieces(ink: np.ndarray, number: bool = False) -> list[Piece]:
+    """The pieces of an (H, W) uint8 ink map, left to right, specks left out; joined as in a
+    number's ink if `number`, else as in one digit's.
 
     Each piece's ink holds only its own components, so a neighbour reaching into its box on a
     slant is not read with it.
@@ -141,7 +150,7 @@ def find_pieces(ink: np.ndarray) -> list[Piece]:
     if count == 0:
         return []
     boxes, masses = _component_boxes(labels, count)
-    group = _join(boxes)
+    group = _join(boxes, number)
     pieces, piece_masses = [], []
     for g in np.unique(group):
         members = np.flatnonzero(group == g)
@@ -175,13 +184,15 @@ def _component_boxes(labels: np.ndarray, count: int) -> tuple[np.ndarray, np.nda
     return boxes, np.bincount(index, minlength=count)
 
 
-def _join(boxes: np.ndarray) -> np.ndarray:
+def _join(boxes: np.ndarray, number: bool) -> np.ndarray:
     """Which piece each component belongs to, (n,): components sharing columns, or a hair apart."""
     x0, x1, height = boxes[:, 0], boxes[:, 2], boxes[:, 3] - boxes[:, 1]
     overlap = np.minimum(x1[:, None], x1[None]) - np.maximum(x0[:, None], x0[None])
     narrower = np.minimum((x1 - x0)[:, None], (x1 - x0)[None])
     taller = np.maximum(height[:, None], height[None])
-    joined = (overlap >= OVERLAP_JOIN * narrower) | (-overlap <= GAP_JOIN * taller)
+    shared = overlap >= (OVERLAP_JOIN if number else 0.0) * narrower
+    near = (overlap <= 0) & (-overlap <= (NUMBER_GAP_JOIN if number else GAP_JOIN) * taller)
+    joined = shared | near
     first, second = np.nonzero(np.triu(joined, 1))
     return _union(len(boxes), first, second)
 
@@ -191,25 +202,63 @@ def segment(ink: np.ndarray, score: Scorer, sure: float) -> list[Piece]:
 
     A piece no wider than ONE_DIGIT_ASPECT that `score` reads at `sure` or more stays whole.
     """
-    pieces = find_pieces(ink)
+    pieces = attach_small_pieces(find_pieces(ink, number=True), ink)
     whole = score(pieces) if pieces else []
+    # The digits of one number are about the same height: the median piece's is the yardstick
+    # for how wide one digit can be.
+    height = float(np.median([p.height for p in pieces])) if pieces else 0.0
     digits: list[Piece] = []
     for piece, confidence in zip(pieces, whole, strict=True):
-        if confidence >= sure and piece.width <= ONE_DIGIT_ASPECT * piece.height:
+        narrow = piece.width <= ONE_DIGIT_ASPECT * height
+        if narrow or (confidence >= sure and piece.width <= SURE_DIGIT_ASPECT * height):
             digits.append(piece)
         else:
-            digits.extend(split(piece, score, confidence))
+            digits.extend(split(piece, score, confidence, height))
     return digits
 
 
-def split(piece: Piece, score: Scorer, whole: float) -> list[Piece]:
+def attach_small_pieces(pieces: list[Piece], ink: np.ndarray) -> list[Piece]:
+    """Pieces far shorter than the number's digits (a 5's flag, a stroke that came apart)
+    joined to their nearest neighbour, so they are read as part of it, not as digits."""
+    while len(pieces) > 1:
+        height = float(np.median([p.height for p in pieces]))
+        small = [i for i, p in enumerate(pieces) if p.height < SMALL_PIECE_HEIGHT * height]
+        if not small:
+            break
+        i = min(small, key=lambda k: pieces[k].height)
+        j = min((k for k in range(len(pieces)) if k != i), key=lambda k: _gap(pieces[i], pieces[k]))
+        merged = _merge(pieces[i], pieces[j], ink)
+        pieces = [p for k, p in enumerate(pieces) if k not in (i, j)] + [merged]
+        pieces.sort(key=lambda p: p.box[0] + p.box[2])
+    return pieces
+
+
+def _gap(a: Piece, b: Piece) -> int:
+    """Columns between two pieces' boxes (negative when they overlap)."""
+    return max(a.box[0], b.box[0]) - min(a.box[2], b.box[2])
+
+
+def _merge(a: Piece, b: Piece, ink: np.ndarray) -> Piece:
+    """One piece holding both pieces' own ink."""
+    x0, y0 = min(a.box[0], b.box[0]), min(a.box[1], b.box[1])
+    x1, y1 = max(a.box[2], b.box[2]), max(a.box[3], b.box[3])
+    merged = np.zeros((y1 - y0, x1 - x0), ink.dtype)
+    for p in (a, b):
+        region = merged[p.box[1] - y0 : p.box[3] - y0, p.box[0] - x0 : p.box[2] - x0]
+        np.maximum(region, p.ink, out=region)
+    return Piece((x0, y0, x1, y1), merged)
+
+
+def split(piece: Piece, score: Scorer, whole: float, height: float | None = None) -> list[Piece]:
     """The piece as the digits whose reading scores best, cut at column profile minima.
 
-    `whole` is the score of the piece read as one digit. Dynamic programming over the cuts
-    maximises the sum of log-scores, less a cost per digit and one for segments too wide.
+    `whole` is the score of the piece read as one digit, `height` a digit's height in this
+    number (the piece's own if not given). Dynamic programming over the cuts maximises the sum
+    of log-scores, less a cost per digit and one for segments too wide.
     """
-    cuts = [0, *cut_candidates(piece), piece.width]
-    low, high = (a * piece.height for a in SEGMENT_ASPECT)
+    height = height or piece.height
+    cuts = [0, *cut_candidates(piece, height), piece.width]
+    low, high = (a * height for a in SEGMENT_ASPECT)
     spans = [
         (a, b)
         for i, a in enumerate(cuts)
@@ -225,7 +274,7 @@ def split(piece: Piece, score: Scorer, whole: float) -> list[Piece]:
     def value(span: tuple[int, int]) -> float:
         seg = segments[span]
         assert seg is not None, "only segments with ink are scored"
-        aspect = seg.width / max(seg.height, 1)
+        aspect = seg.width / max(height, 1)
         excess = max(0.0, aspect - ASPECT_FREE)
         return (
             float(np.log(max(scores[span], MIN_SCORE))) - SEGMENT_COST - ASPECT_PENALTY * excess**2
@@ -245,19 +294,18 @@ def split(piece: Piece, score: Scorer, whole: float) -> list[Piece]:
     return [p for p in (segments[s] for s in chosen) if p is not None]
 
 
-def cut_candidates(piece: Piece) -> list[int]:
+def cut_candidates(piece: Piece, height: float | None = None) -> list[int]:
     """Columns inside a piece where its ink is thinnest, where touching digits likely meet."""
+    height = height or piece.height
     profile = np.count_nonzero(piece.ink >= INK_LEVEL, axis=0).astype(np.float32)
     # A light smoothing, so one ragged pixel of a stroke's edge is not a minimum of its own.
     profile = np.convolve(profile, np.ones(3, np.float32) / 3, mode="same")
-    spacing = max(2, round(CUT_SPACING * piece.height))
+    spacing = max(2, round(CUT_SPACING * height))
     inner = np.arange(spacing, piece.width - spacing)
     if len(inner) == 0:
         return []
     local = inner[(profile[inner] <= profile[inner - 1]) & (profile[inner] <= profile[inner + 1])]
-    wanted = min(
-        MAX_CUTS, CUTS_PER_DIGIT * max(1, round(piece.width / (DIGIT_ASPECT * piece.height)))
-    )
+    wanted = min(MAX_CUTS, CUTS_PER_DIGIT * max(1, round(piece.width / (DIGIT_ASPECT * height))))
     chosen: list[int] = []
     for x in sorted(local.tolist(), key=lambda x: profile[x]):
         if all(abs(x - c) >= spacing for c in chosen):

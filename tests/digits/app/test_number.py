@@ -66,6 +66,29 @@ def test_two_strokes_of_one_digit_are_one_piece():
     assert len(pieces) == 1
 
 
+def test_a_flag_written_apart_is_read_with_its_digit_not_as_one(mnist, classifier):
+    # A 5 whose flag does not touch its body and sits to the right of it, beside a 3.
+    pad = Image.new("L", (420, 220), 0)
+    draw = ImageDraw.Draw(pad)
+    draw.line([(60, 40), (50, 105), (110, 100), (130, 150), (100, 190), (45, 180)],
+              fill=255, width=14)  # fmt: skip
+    draw.line([(122, 30), (175, 26)], fill=255, width=14)
+    three = Image.fromarray(first_of(mnist, 3, skip=1)).resize((110, 160))
+    pad.paste(three, (230, 35))
+    assert number_text(read_number(classifier, np.asarray(pad))) == "53"
+
+
+def test_a_few_pixels_between_digits_part_them_in_a_number_but_not_a_broken_stroke():
+    # Two strokes 8 px apart, 150 px tall: in a number two pieces; as one digit's ink (the
+    # single-digit "several digits" check) one, as a pen line broken in a photo would be.
+    pad = np.zeros((200, 200), np.uint8)
+    pad[25:175, 80:92] = 255
+    pad[25:175, 100:112] = 255
+    ink = ink_map(pad)[0]
+    assert len(find_pieces(ink)) == 1
+    assert len(find_pieces(ink, number=True)) == 2
+
+
 def test_touching_digits_are_split_where_the_network_reads_both(mnist, classifier):
     image = number_image([first_of(mnist, 4), first_of(mnist, 7)], gap=-2)
     assert len(find_pieces(ink_map(image)[0])) == 1

@@ -10,7 +10,7 @@ from digits.data.segment import label_components
 @pytest.fixture(scope="module")
 def patches(mnist):
     rng = np.random.default_rng(0)
-    return [ink_patch(mnist.test_images[i], 100, rng) for i in range(4)]  # 7, 2, 1, 0
+    return [ink_patch(mnist.test_images[i], 100, 12, rng) for i in range(4)]  # 7, 2, 1, 0
 
 
 def test_a_number_with_gaps_has_empty_columns_between_its_digits(patches):
@@ -29,7 +29,7 @@ def test_touching_neighbours_share_ink(patches):
 
 def test_heights_vary_within_a_number_but_stay_close(mnist):
     rng = np.random.default_rng(2)
-    heights = [ink_patch(mnist.test_images[i], 100, rng).shape[0] for i in range(20)]
+    heights = [ink_patch(mnist.test_images[i], 100, 12, rng).shape[0] for i in range(20)]
     assert 80 <= min(heights) < max(heights) <= 120
 
 
