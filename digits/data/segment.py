@@ -43,7 +43,7 @@ SEGMENT_ASPECT = (0.12, 1.3)
 # the excess: a "digit" twice as wide as tall is more likely two.
 SEGMENT_COST = 0.3
 ASPECT_FREE = 1.0
-ASPECT_PENALTY = 6.0
+ASPECT_PENALTY = 40.0
 # Candidate cuts: column profile minima at least this share of the height apart, and this many
 # per digit the piece's width suggests (a digit being about DIGIT_ASPECT as wide as tall).
 CUT_SPACING = 0.12

@@ -160,7 +160,7 @@ def draw_digit(
 ) -> None:
     """Draw `digit` with the mouse, its box at (left, top) on the canvas and `height` px tall."""
     canvas = pad_canvas(page, pad)
-    box = canvas.bounding_box()
+    box = canvas.bounding_box(timeout=UPDATE_TIMEOUT_MS)
     width = height * ASPECT
     for stroke in DIGIT_STROKES[digit]:
         points = [(box["x"] + left + x * width, box["y"] + top + y * height) for x, y in stroke]
@@ -226,7 +226,8 @@ def wait_until_no_stale_elements(page) -> None:
 
 def _below(canvas, button) -> tuple[float, float]:
     """Where the canvas is, (dx, dy), from the button above it."""
-    at, start = canvas.bounding_box(), button.bounding_box()
+    at = canvas.bounding_box(timeout=UPDATE_TIMEOUT_MS)
+    start = button.bounding_box(timeout=UPDATE_TIMEOUT_MS)
     return at["x"] - start["x"], at["y"] - start["y"]
 
 
