@@ -218,9 +218,12 @@ def press_clear(page, pad: str = "canvas") -> None:
 
 
 def wait_until_no_stale_elements(page) -> None:
-    """Wait until the page shows no element left over from an earlier run of its script."""
+    """Wait until the page's script has finished its run (Streamlit's running icon is gone) and
+    the page shows no element left over from an earlier run: only then is its layout final."""
     page.wait_for_function(
-        """() => !document.querySelector('[data-stale="true"]')""", timeout=UPDATE_TIMEOUT_MS
+        """() => !document.querySelector('[data-stale="true"]')
+                 && !document.querySelector('[data-testid="stStatusWidgetRunningIcon"]')""",
+        timeout=UPDATE_TIMEOUT_MS,
     )
 
 
