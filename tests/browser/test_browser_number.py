@@ -4,14 +4,12 @@ from helpers.browser import (
     ASPECT,
     DESKTOP,
     PHONE,
-    SCREENSHOTS,
-    TALL_PAGE,
     UPDATE_TIMEOUT_MS,
     canvas_ink,
     draw_digit,
     open_app,
     pad_canvas,
-    wait_for_images,
+    whole_page_screenshot,
 )
 from playwright.sync_api import expect
 
@@ -45,10 +43,7 @@ def test_a_number_written_with_the_mouse_is_read_digit_by_digit(browser, app_url
     open_number_tab(page)
     write_number(page, "2026")
     expect(number_value(page)).to_have_text("2026", timeout=UPDATE_TIMEOUT_MS)
-    page.mouse.move(0, 0)
-    page.set_viewport_size({"width": DESKTOP["width"], "height": TALL_PAGE})
-    wait_for_images(page)
-    page.screenshot(path=SCREENSHOTS / "desktop_number.png")
+    whole_page_screenshot(page, "desktop_number.png")
     page.close()
 
 
@@ -72,8 +67,5 @@ def test_on_a_phone_the_wide_pad_is_scaled_to_fit_and_still_reads(browser, app_u
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     write_number(page, "305")
     expect(number_value(page)).to_have_text("305", timeout=UPDATE_TIMEOUT_MS)
-    page.mouse.move(0, 0)
-    page.set_viewport_size({"width": PHONE["width"], "height": TALL_PAGE})
-    wait_for_images(page)
-    page.screenshot(path=SCREENSHOTS / "phone_number.png")
+    whole_page_screenshot(page, "phone_number.png")
     page.close()

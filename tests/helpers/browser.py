@@ -250,6 +250,15 @@ def open_app(browser, url: str, viewport: dict, scale: float = 1):
     return page
 
 
+def whole_page_screenshot(page, name: str) -> None:
+    """A screenshot of the whole page: Streamlit scrolls inside its own container, so the
+    viewport is made tall, at the same width, and the images are waited for."""
+    page.mouse.move(0, 0)  # off the pad, so its hover toolbar hides
+    page.set_viewport_size({"width": page.viewport_size["width"], "height": TALL_PAGE})
+    wait_for_images(page)
+    page.screenshot(path=SCREENSHOTS / name)
+
+
 def wait_for_images(page) -> None:
     """Wait until every image on the page has loaded, so a screenshot shows them."""
     page.wait_for_function(

@@ -17,7 +17,7 @@ from helpers.hostile import hostile_images
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from digits.app.logic import EMPTY_PROMPT
+from digits.app.logic import EMPTY_PROMPT, NOT_A_DIGIT, mnist_input, read_digit
 from digits.app.user_store import UserStore
 from digits.data.mnist import N_CLASSES, N_PIXELS
 from digits.data.pad import NUMBER_PAD_HEIGHT, NUMBER_PAD_WIDTH
@@ -253,10 +253,14 @@ def test_the_random_mnist_button_shows_a_test_digit_its_label_and_the_prediction
     assert_no_exception(app)
     index = app.session_state[SAMPLE_KEY]
     image, label = mnist.test_images[index], int(mnist.test_labels[index])
-    expected = load_classifier().predict_proba(image.reshape(-1) / np.float32(255)).argmax()
+    # The digit is random: a rare one the network hardly recognises is shown as not a digit.
+    reading = read_digit(load_classifier(), mnist_input(image))
+    expected = reading.digit
     shown = metrics(app)
     assert shown["True label"] == str(label)
-    assert shown["Prediction"] == str(expected)
+    assert shown["Prediction"] == (
+        "not a digit" if reading.status == NOT_A_DIGIT else str(expected)
+    )
     verdict = [m.value for m in (*app.success, *app.error)]
     assert verdict == (
         ["Read right"] if expected == label else [f"Read wrong: the network says {expected}"]
@@ -333,6 +337,25 @@ def test_hostile_uploads_each_get_one_plain_message_and_the_page_keeps_working(a
     upload_box(app).set_value(("digit.png", png_bytes(scan), "image/png")).run()
     assert_no_exception(app)
     assert metrics(app)["Prediction"] == str(mnist.test_labels[1])
+
+
+def test_a_test_digit_the_network_hardly_recognises_is_shown_as_not_a_digit(app, mnist):
+    from model_loader import load_classifier
+
+    classifier = load_classifier()
+    index = next(
+        i
+        for i in range(len(mnist.test_images))
+        if read_digit(classifier, mnist_input(mnist.test_images[i])).status == NOT_A_DIGIT
+    )
+    app.run()
+    open_tab(app, TAB_MNIST)
+    app.session_state[SAMPLE_KEY] = index
+    app.run()
+    assert_no_exception(app)
+    shown = metrics(app)
+    assert shown["Prediction"] == "not a digit"
+    assert shown["True label"] == str(mnist.test_labels[index])
 
 
 def test_a_sample_saved_as_an_8_is_called_an_8(monkeypatch, tmp_path, mnist):
