@@ -7,7 +7,6 @@ on the Train page.
 
 import streamlit as st
 
-from digits.app.memory import limit_malloc_arenas
 from pages.shared import keep_widget_state
 
 # (file, title, short title for the phone's page bar, icon) of each page, by sidebar section.
@@ -60,7 +59,6 @@ def phone_bar(pages: dict[str, list]) -> None:
 def main() -> None:
     """Set up the page and run the one the user picked."""
     st.set_page_config(page_title="Digit recognizer", page_icon=":material/draw:")
-    limit_malloc_arenas()  # once would do; it is a cheap call, and a page run is the first chance
     keep_widget_state()
     pages = navigation()
     current = st.navigation(pages)
