@@ -293,7 +293,7 @@ def number_tab(classifier: Classifier, is_open: bool) -> CurrentInput | None:
 
 def digit_card(digit: DigitReading, index: int, source: str, show_input: bool) -> None:
     """One digit of a number: its reading and confidence, its input, and "it was N"."""
-    with st.container(border=True, width=120, gap="small"):
+    with st.container(border=True, width=110, gap="small"):
         st.markdown(f"**{digit.text}** · {digit.confidence:.0%}")
         if not digit.reading.has_digit:
             st.caption("no digit")
@@ -313,7 +313,7 @@ def digit_card(digit: DigitReading, index: int, source: str, show_input: bool) -
             "It was",
             range(N_CLASSES),
             index=None,
-            placeholder="It was…",
+            placeholder="Was",
             key=f"{key}-true",
             label_visibility="collapsed",
         )
