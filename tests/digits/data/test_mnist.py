@@ -317,3 +317,14 @@ def test_checksum_is_not_fooled_by_a_matching_sha256sums_file(real_copy, origina
     sums["t10k-labels-idx1-ubyte"] = hashlib.sha256(content).hexdigest()
     (real_copy / "SHA256SUMS").write_text("".join(f"{d}  {n}\n" for n, d in sums.items()))
     assert "differs from the original MNIST" in dataset_error(load_mnist, real_copy)
+
+
+def test_the_test_half_alone_lets_the_training_images_go(mnist):
+    half = mnist.test_only()
+    assert half.train_images.shape == (0, *mnist.train_images.shape[1:])
+    assert len(half.train_labels) == 0
+    # Nothing of it keeps the training arrays alive.
+    assert not np.shares_memory(half.train_images, mnist.train_images)
+    assert half.train_images.base is None
+    assert half.test_images is mnist.test_images
+    assert half.test_labels is mnist.test_labels
