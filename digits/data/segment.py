@@ -39,8 +39,8 @@ SMALL_PIECE_HEIGHT = 0.5
 # A cut-out digit is this narrow to this wide for its height: a thin 1 to a wide 0 or 4.
 SEGMENT_ASPECT = (0.12, 1.3)
 # Every digit read costs this much log-score, so a confident whole beats confident fragments;
-# a segment wider than ASPECT_FREE times its height pays ASPECT_PENALTY times the square of
-# the excess: a "digit" twice as wide as tall is more likely two.
+# a segment wider than ASPECT_FREE times the number's height pays ASPECT_PENALTY times the
+# square of the excess: a "digit" much wider than tall is more likely two.
 SEGMENT_COST = 0.3
 ASPECT_FREE = 1.0
 ASPECT_PENALTY = 40.0
@@ -200,9 +200,10 @@ def _join(boxes: np.ndarray, number: bool) -> np.ndarray:
 def segment(ink: np.ndarray, score: Scorer, sure: float) -> list[Piece]:
     """The digits of an (H, W) uint8 ink map, left to right, touching ones split by `score`.
 
-    A piece no wider than ONE_DIGIT_ASPECT that `score` reads at `sure` or more stays whole.
+    A piece no wider than ONE_DIGIT_ASPECT times the number's height stays whole, and so does
+    one up to SURE_DIGIT_ASPECT that `score` reads at `sure` or more; others are split.
     """
-    pieces = attach_small_pieces(find_pieces(ink, number=True), ink)
+    pieces = attach_small_pieces(find_pieces(ink, number=True))
     whole = score(pieces) if pieces else []
     # The digits of one number are about the same height: the median piece's is the yardstick
     # for how wide one digit can be.
@@ -217,7 +218,7 @@ def segment(ink: np.ndarray, score: Scorer, sure: float) -> list[Piece]:
     return digits
 
 
-def attach_small_pieces(pieces: list[Piece], ink: np.ndarray) -> list[Piece]:
+def attach_small_pieces(pieces: list[Piece]) -> list[Piece]:
     """Pieces far shorter than the number's digits (a 5's flag, a stroke that came apart)
     joined to their nearest neighbour, so they are read as part of it, not as digits."""
     while len(pieces) > 1:
@@ -227,7 +228,7 @@ def attach_small_pieces(pieces: list[Piece], ink: np.ndarray) -> list[Piece]:
             break
         i = min(small, key=lambda k: pieces[k].height)
         j = min((k for k in range(len(pieces)) if k != i), key=lambda k: _gap(pieces[i], pieces[k]))
-        merged = _merge(pieces[i], pieces[j], ink)
+        merged = _merge(pieces[i], pieces[j])
         pieces = [p for k, p in enumerate(pieces) if k not in (i, j)] + [merged]
         pieces.sort(key=lambda p: p.box[0] + p.box[2])
     return pieces
@@ -238,11 +239,11 @@ def _gap(a: Piece, b: Piece) -> int:
     return max(a.box[0], b.box[0]) - min(a.box[2], b.box[2])
 
 
-def _merge(a: Piece, b: Piece, ink: np.ndarray) -> Piece:
+def _merge(a: Piece, b: Piece) -> Piece:
     """One piece holding both pieces' own ink."""
     x0, y0 = min(a.box[0], b.box[0]), min(a.box[1], b.box[1])
     x1, y1 = max(a.box[2], b.box[2]), max(a.box[3], b.box[3])
-    merged = np.zeros((y1 - y0, x1 - x0), ink.dtype)
+    merged = np.zeros((y1 - y0, x1 - x0), a.ink.dtype)
     for p in (a, b):
         region = merged[p.box[1] - y0 : p.box[3] - y0, p.box[0] - x0 : p.box[2] - x0]
         np.maximum(region, p.ink, out=region)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import io
-import pickle
 import struct
 import zlib
 
@@ -168,10 +167,6 @@ def hostile_images() -> dict[str, tuple[bytes, str]]:
 
 
 # ---- model files ----------------------------------------------------------------------------
-
-
-def model_bytes(params: dict, protocol: int = pickle.HIGHEST_PROTOCOL) -> bytes:
-    return pickle.dumps(params, protocol=protocol)
 
 
 def bytes8_claim(length: int = 1 << 40) -> bytes:
