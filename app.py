@@ -7,6 +7,7 @@ on the Train page.
 
 import streamlit as st
 
+from digits.app.server_memory import return_large_blocks
 from pages.shared import keep_widget_state
 
 # (file, title, short title for the phone's page bar, icon) of each page, by sidebar section.
@@ -58,6 +59,7 @@ def phone_bar(pages: dict[str, list]) -> None:
 
 def main() -> None:
     """Set up the page and run the one the user picked."""
+    return_large_blocks()  # for the server process; setting it again on every run costs nothing
     st.set_page_config(page_title="Digit recognizer", page_icon=":material/draw:")
     keep_widget_state()
     pages = navigation()
