@@ -505,9 +505,10 @@ def print_full(f: dict) -> None:
     for phase, share in b["shares"].items():
         print(f"  {phase:22s} {share:6.1%}  ({b['seconds'].get(phase, 0.0):.1f} s)")
     second = b["seconds"].get("second core: augmentation", 0.0)
+    first = b["seconds"].get("first core: its share of augmentation", 0.0)
     print(
-        f"  (the second core augmented for {second:.1f} s, hidden behind the steps "
-        "but for 'batches')"
+        f"  (the second core augmented for {second:.1f} s, hidden behind the steps; the first "
+        f"core augmented the tails of chunks for {first:.1f} s, within 'batches')"
     )
 
 

@@ -3,9 +3,9 @@
 The run is train.main() with its defaults, with timers wrapped around the calls that make up a
 run (the wrappers cost well under 1% of a step). Shares of the wall time:
 - data preparation: reading MNIST and the drawn digits before training starts;
-- batches: the training loop waiting for the next prepared (augmented) batch, i.e. the
-  augmentation the worker process on the second core did not hide; its own busy time is
-  given beside;
+- batches: the training loop waiting for the next prepared (augmented) batch, and
+  augmenting the tail of each chunk itself when the worker process on the second core falls
+  behind; both cores' augmentation time is given beside;
 - forward and backward, optimizer step: the network's loss_and_grad and the update rule;
 - evaluation: validation after each epoch and the final test-set score;
 - the rest: bookkeeping between steps, progress callbacks, writing the model file.
@@ -81,6 +81,7 @@ def default_run_breakdown(argv: list[str] | None = None) -> dict:
 
     def worker_exit(self, *exc):
         clock.seconds["second core: augmentation"] += self.busy_seconds
+        clock.seconds["first core: its share of augmentation"] += self.own_seconds
         return real_exit(self, *exc)
 
     patches = [

@@ -18,6 +18,8 @@ microsecond, so (bench/bench_augment.py measures the result):
 - Clipping positions to the one-pixel zero border stands in for a wide margin.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -363,6 +365,61 @@ def warp_affine(
     return out
 
 
+@dataclass(frozen=True)
+class AugmentPlan:
+    """The random draws for a batch: which images are augmented, and how each of those is.
+
+    `augmented` (n,) bool; `matrices` (m, 2, 3), `thickness` (m,) and `displacements`
+    (m, 2, k) or None hold one row per augmented image, in order, m = augmented.sum().
+    """
+
+    augmented: np.ndarray
+    matrices: np.ndarray
+    thickness: np.ndarray
+    displacements: np.ndarray | None
+
+    def rows(self, start: int, stop: int) -> AugmentPlan:
+        """The plan of images start..stop: applying it to them writes what the whole plan would."""
+        first = int(np.count_nonzero(self.augmented[:start]))
+        inside = slice(first, first + int(np.count_nonzero(self.augmented[start:stop])))
+        moved = None if self.displacements is None else self.displacements[inside]
+        return AugmentPlan(
+            self.augmented[start:stop], self.matrices[inside], self.thickness[inside], moved
+        )
+
+
+def draw_plan(
+    n: int, rng: np.random.Generator, config: AugmentConfig, shape: tuple[int, int] = (28, 28)
+) -> AugmentPlan:
+    """The random draws augment_batch makes for n images of `shape`, in the order it makes them."""
+    augmented = np.ones(n, bool) if config.prob >= 1 else rng.random(n) < config.prob
+    m = int(np.count_nonzero(augmented))
+    matrices = random_affine_matrices(m, rng, config, shape)
+    thickness = random_thickness(m, rng, config)
+    return AugmentPlan(augmented, matrices, thickness, random_displacements(m, rng, config))
+
+
+def apply_plan(images: np.ndarray, plan: AugmentPlan, out: np.ndarray | None = None) -> np.ndarray:
+    """Warp and thicken uint8 images (n, h, w) by `plan` into float32 (n, h*w) in [0, 1]."""
+    n, h, w = images.shape
+    if out is None:
+        out = np.empty((n, h * w), np.float32)
+    if not plan.augmented.all():
+        plain = ~plan.augmented
+        out[plain] = to_input(images[plain])
+        picked = np.flatnonzero(plan.augmented)
+        every = replace(plan, augmented=np.ones(len(picked), bool))
+        out[picked] = apply_plan(images[picked], every)
+        return out
+    # In groups, so the thickened copy of the images is still in cache when it is warped.
+    for start in range(0, n, GROUP):
+        stop = min(start + GROUP, n)
+        thick = stroke_thickness(images[start:stop], plan.thickness[start:stop])
+        moved = None if plan.displacements is None else plan.displacements[start:stop]
+        warp_affine(thick, plan.matrices[start:stop], out[start:stop], moved)
+    return out
+
+
 def augment_batch(
     images: np.ndarray,
     rng: np.random.Generator,
@@ -373,22 +430,4 @@ def augment_batch(
 
     Pixels are scaled to [0, 1] like the plain input; the same rng state gives the same output.
     """
-    n, h, w = images.shape
-    if out is None:
-        out = np.empty((n, h * w), np.float32)
-    if config.prob < 1:
-        plain = rng.random(n) >= config.prob
-        out[plain] = to_input(images[plain])
-        picked = np.flatnonzero(~plain)
-        out[picked] = augment_batch(images[picked], rng, replace(config, prob=1.0))
-        return out
-    matrices = random_affine_matrices(n, rng, config, (h, w))
-    thickness = random_thickness(n, rng, config)
-    displacements = random_displacements(n, rng, config)
-    # In groups, so the thickened copy of the images is still in cache when it is warped.
-    for start in range(0, n, GROUP):
-        stop = min(start + GROUP, n)
-        thick = stroke_thickness(images[start:stop], thickness[start:stop])
-        moved = None if displacements is None else displacements[start:stop]
-        warp_affine(thick, matrices[start:stop], out[start:stop], moved)
-    return out
+    return apply_plan(images, draw_plan(len(images), rng, config, images.shape[1:]), out)

@@ -1,8 +1,9 @@
 """The worker prefetch.ProcessAugmenter starts: python -m digits.training.augment_worker
 
 Its standard input carries pickles from its parent: one setup (the descriptors of the two files
-to map, which it inherits, the rng, the AugmentConfig), then (indices, slot) per chunk; it
-answers each chunk on standard output with (images written, seconds it took), and ends at the
+to map, which it inherits, the rng, the AugmentConfig), then (indices, slot, split) per
+chunk, whose first `split` images it augments (its parent does the rest); it answers each chunk
+on standard output with (images in the chunk, seconds it took), and ends at the
 end of its input.
 """
 
@@ -17,7 +18,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from digits.data.augment import augment_batch
+from digits.data.augment import apply_plan, draw_plan
 from digits.data.mnist import N_PIXELS
 from digits.training.prefetch import mapped
 
@@ -38,11 +39,12 @@ def main() -> None:
     with threadpool_limits(1, "blas"):
         while True:
             try:
-                idx, slot = pickle.load(stdin)
+                idx, slot, split = pickle.load(stdin)
             except EOFError:
                 break
             started = time.perf_counter()
-            augment_batch(images[idx], rng, config, out=outputs[slot, : len(idx)])
+            plan = draw_plan(len(idx), rng, config, shape[1:])
+            apply_plan(images[idx[:split]], plan.rows(0, split), outputs[slot, :split])
             pickle.dump((len(idx), time.perf_counter() - started), stdout)
             stdout.flush()
 

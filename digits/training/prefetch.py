@@ -4,7 +4,8 @@ Augmentation runs in a process of its own (ProcessAugmenter): in a thread it wou
 interpreter lock with the training loop, and both are made of many short NumPy calls, so each
 would wait for the other at every call (bench/bench_train.py shows the cost). The training
 images and two output chunks are unnamed files in memory, mapped into both processes, so only
-indices cross the pipe, and nothing is left behind however the processes end.
+indices cross the pipe, and nothing is left behind however the processes end. When the worker
+falls behind, the training process augments the tail of each chunk itself.
 Plain input (ThreadPrefetcher) is one cheap conversion a chunk, for which a thread is enough.
 """
 
@@ -18,6 +19,7 @@ import pickle
 import subprocess
 import sys
 import tempfile
+import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,7 +28,7 @@ from typing import BinaryIO, NoReturn, Protocol, cast
 import numpy as np
 
 from digits import PROJECT_ROOT
-from digits.data.augment import AugmentConfig
+from digits.data.augment import AugmentConfig, AugmentPlan, apply_plan, draw_plan
 from digits.data.mnist import N_PIXELS, to_input
 
 # Memory-backed where the system has such a folder, so the files never reach a disk.
@@ -34,6 +36,11 @@ SHARED_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 # The unnamed files shared_images made, by the id of their mapping; each goes with its mapping.
 _SHARED_FILES: dict[int, BinaryIO] = {}
+# How the training process's share of each chunk follows the worker: up by SHARE_STEP after a
+# chunk it waited more than WAITED_S for, down by half that after one it did not, up to half.
+SHARE_STEP = 0.02
+WAITED_S = 0.001
+MAX_SHARE = 0.5
 
 
 class Pending(Protocol):
@@ -64,12 +71,30 @@ class ThreadPrefetcher:
 
 
 class _Chunk:
-    """A submitted chunk: its result is a view of the shared output it is written to."""
+    """A submitted chunk: its result is a view of the shared output it is written to.
 
-    def __init__(self, owner: ProcessAugmenter, number: int, out: np.ndarray):
+    The worker writes its first `split` images; result() writes the rest here, then waits.
+    """
+
+    def __init__(
+        self,
+        owner: ProcessAugmenter,
+        number: int,
+        out: np.ndarray,
+        idx: np.ndarray,
+        plan: AugmentPlan,
+        split: int,
+    ):
         self.owner, self.number, self.out = owner, number, out
+        self.idx, self.plan, self.split = idx, plan, split
 
     def result(self) -> np.ndarray:
+        n, split = len(self.idx), self.split
+        if split < n:
+            started = time.perf_counter()
+            images = self.owner.images[self.idx[split:]]
+            apply_plan(images, self.plan.rows(split, n), self.out[split:n])
+            self.owner.own_seconds += time.perf_counter() - started
         return self.out[: self.owner.wait(self.number)]
 
 
@@ -77,14 +102,19 @@ class ProcessAugmenter:
     """augment_batch(images[idx]) in a worker process, one chunk ahead, into shared memory.
 
     The worker (augment_worker.py, a program of its own, so nothing of the caller's main
-    module runs again in it) draws from a copy of `rng` in the order chunks are submitted, so
-    the output is that of augment_batch(images[idx], rng, config) called here chunk by chunk.
+    module runs again in it) and this process each draw every chunk's plan from a copy of
+    `rng`, in the order chunks are submitted; the worker applies it to the chunk's head, this
+    process to the `share` left at its tail. Each image's output depends on its plan alone, so
+    it is that of augment_batch(images[idx], rng, config) called here chunk by chunk,
+    whatever the shares.
     """
 
     def __init__(
         self, images: np.ndarray, rng: np.random.Generator, config: AugmentConfig, chunk: int
     ):
-        self.busy_seconds = 0.0
+        self.busy_seconds = self.own_seconds = 0.0  # augmenting, in the worker and here
+        self.share = 0.0
+        self.rng, self.config = rng, config
         self.sent = self.received = self.last_size = 0
         self.files: list[BinaryIO] = []  # the files this augmenter made, closed at the end
         # Files mapped into both processes rather than SharedMemory blocks: a mapping lives
@@ -124,13 +154,21 @@ class ProcessAugmenter:
     def submit(self, idx: np.ndarray) -> _Chunk:
         # Two slots: the worker fills one while the training loop reads the other.
         slot = self.sent % 2
-        self._send((np.ascontiguousarray(idx), slot))
+        idx = np.ascontiguousarray(idx)
+        plan = draw_plan(len(idx), self.rng, self.config, self.images.shape[1:])
+        split = len(idx) - round(self.share * len(idx))
+        self._send((idx, slot, split))
         self.sent += 1
-        return _Chunk(self, self.sent - 1, self.outputs[slot])
+        return _Chunk(self, self.sent - 1, self.outputs[slot], idx, plan, split)
 
     def wait(self, number: int) -> int:
-        """Wait for chunk `number`, and for any before it nobody waited for; its size."""
+        """Wait for chunk `number`, and for any before it nobody waited for; its size.
+
+        Moves this process's share of the next chunks up if it had to wait, down if not.
+        """
         assert self.worker.stdout is not None, "started with a pipe"
+        started = time.perf_counter()
+        behind = self.received <= number
         while self.received <= number:
             try:
                 self.last_size, seconds = pickle.load(self.worker.stdout)
@@ -138,6 +176,7 @@ class ProcessAugmenter:
                 self._stopped()
             self.busy_seconds += seconds
             self.received += 1
+        self.share = adjusted_share(self.share, behind and time.perf_counter() - started > WAITED_S)
         return self.last_size
 
     def _stopped(self) -> NoReturn:
@@ -160,6 +199,12 @@ class ProcessAugmenter:
         self.worker.stdout.close()
         for file in self.files:
             file.close()  # the memory goes once no mapping uses it
+
+
+def adjusted_share(share: float, waited: bool) -> float:
+    """The training process's next share of a chunk, after one it did or did not wait for."""
+    change = SHARE_STEP if waited else -SHARE_STEP / 2
+    return min(max(share + change, 0.0), MAX_SHARE)
 
 
 def unnamed_file(size: int) -> BinaryIO:

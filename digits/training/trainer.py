@@ -214,11 +214,12 @@ def iterate_batches(
     chunks = [order[start : start + chunk] for start in range(0, len(order), chunk)]
     if not chunks:
         return
-    pending = prefetcher.submit(chunks[0])
+    pending = [prefetcher.submit(chunks[0])]
     for k, idx in enumerate(chunks):
-        x = pending.result()
+        # The next chunk goes first, so the worker starts on it while this one is finished.
         if k + 1 < len(chunks):
-            pending = prefetcher.submit(chunks[k + 1])
+            pending.append(prefetcher.submit(chunks[k + 1]))
+        x = pending.pop(0).result()
         y = labels[idx]
         # Batches never straddle chunks, so the last batch of a chunk may be short; batch
         # boundaries then stay identical with or without prefetching.

@@ -10,9 +10,12 @@ import pytest
 from digits.data.augment import AugmentConfig, augment_batch
 from digits.data.mnist import to_input
 from digits.training.prefetch import (
+    MAX_SHARE,
+    SHARE_STEP,
     SHARED_DIR,
     ProcessAugmenter,
     ThreadPrefetcher,
+    adjusted_share,
     shared_file,
     shared_images,
 )
@@ -38,6 +41,25 @@ def test_the_worker_augments_as_augment_batch_does_chunk_after_chunk(images):
             got = worker.submit(idx).result()
             np.testing.assert_array_equal(got, augment_batch(images[idx], expected_rng, config))
     assert worker.busy_seconds > 0
+
+
+@pytest.mark.parametrize("share", [0.3, MAX_SHARE])
+def test_what_the_training_process_augments_itself_matches_too(images, share):
+    config = AugmentConfig(prob=0.7, elastic_px=0.7)
+    expected_rng = np.random.default_rng(5)
+    with ProcessAugmenter(images, np.random.default_rng(5), config, CHUNK) as worker:
+        for idx in chunks(len(images)):
+            worker.share = share
+            got = worker.submit(idx).result()
+            np.testing.assert_array_equal(got, augment_batch(images[idx], expected_rng, config))
+    assert worker.own_seconds > 0
+
+
+def test_the_training_process_takes_more_after_waiting_and_less_after_not():
+    assert adjusted_share(0.1, waited=True) == pytest.approx(0.1 + SHARE_STEP)
+    assert adjusted_share(0.1, waited=False) == pytest.approx(0.1 - SHARE_STEP / 2)
+    assert adjusted_share(0.0, waited=False) == 0.0
+    assert adjusted_share(MAX_SHARE, waited=True) == MAX_SHARE
 
 
 def test_a_chunk_nobody_waited_for_does_not_shift_the_next_ones(images):
