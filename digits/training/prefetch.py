@@ -36,11 +36,46 @@ SHARED_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 # The unnamed files shared_images made, by the id of their mapping; each goes with its mapping.
 _SHARED_FILES: dict[int, BinaryIO] = {}
-# How the training process's share of each chunk follows the worker: up by SHARE_STEP after a
-# chunk it waited more than WAITED_S for, down by half that after one it did not, up to half.
-SHARE_STEP = 0.02
-WAITED_S = 0.001
-MAX_SHARE = 0.5
+# The weight of the latest chunk in Balance's running costs: a few chunks' memory, so one
+# epoch-end validation moves the split little.
+BALANCE_WEIGHT = 0.2
+
+
+class Balance:
+    """How many images of a chunk the training process augments, so both cores finish together.
+
+    From running means of what an image costs each process and of the time the training
+    process spends on a chunk's batches: the worker's (n - k) images take as long as those
+    batches plus this process's k images, with k at most half the chunk.
+    """
+
+    def __init__(self) -> None:
+        self.worker_cost: float | None = None  # seconds an image, in the worker
+        self.own_cost: float | None = None  # here
+        self.train_seconds: float | None = None  # a chunk's batches, here
+
+    @staticmethod
+    def _mean(mean: float | None, value: float) -> float:
+        return value if mean is None else mean + BALANCE_WEIGHT * (value - mean)
+
+    def worker_did(self, images: int, seconds: float) -> None:
+        if images:
+            self.worker_cost = self._mean(self.worker_cost, seconds / images)
+
+    def own_did(self, images: int, seconds: float) -> None:
+        if images:
+            self.own_cost = self._mean(self.own_cost, seconds / images)
+
+    def trained(self, seconds: float) -> None:
+        self.train_seconds = self._mean(self.train_seconds, seconds)
+
+    def own_images(self, n: int) -> int:
+        """The images of an n-image chunk this process should augment itself."""
+        if self.worker_cost is None:
+            return 0
+        own_cost = self.worker_cost if self.own_cost is None else self.own_cost
+        k = (n * self.worker_cost - (self.train_seconds or 0.0)) / (self.worker_cost + own_cost)
+        return int(min(max(k, 0), n // 2))
 
 
 class Pending(Protocol):
@@ -89,13 +124,18 @@ class _Chunk:
         self.idx, self.plan, self.split = idx, plan, split
 
     def result(self) -> np.ndarray:
-        n, split = len(self.idx), self.split
+        owner, n, split = self.owner, len(self.idx), self.split
+        started = time.perf_counter()
+        if owner.returned is not None:
+            owner.balance.trained(started - owner.returned)
         if split < n:
-            started = time.perf_counter()
-            images = self.owner.images[self.idx[split:]]
-            apply_plan(images, self.plan.rows(split, n), self.out[split:n])
-            self.owner.own_seconds += time.perf_counter() - started
-        return self.out[: self.owner.wait(self.number)]
+            apply_plan(owner.images[self.idx[split:]], self.plan.rows(split, n), self.out[split:n])
+            seconds = time.perf_counter() - started
+            owner.own_seconds += seconds
+            owner.balance.own_did(n - split, seconds)
+        size = owner.wait(self.number)
+        owner.returned = time.perf_counter()
+        return self.out[:size]
 
 
 class ProcessAugmenter:
@@ -104,16 +144,18 @@ class ProcessAugmenter:
     The worker (augment_worker.py, a program of its own, so nothing of the caller's main
     module runs again in it) and this process each draw every chunk's plan from a copy of
     `rng`, in the order chunks are submitted; the worker applies it to the chunk's head, this
-    process to the `share` left at its tail. Each image's output depends on its plan alone, so
+    process to the tail Balance leaves it. Each image's output depends on its plan alone, so
     it is that of augment_batch(images[idx], rng, config) called here chunk by chunk,
-    whatever the shares.
+    whatever the split.
     """
 
     def __init__(
         self, images: np.ndarray, rng: np.random.Generator, config: AugmentConfig, chunk: int
     ):
         self.busy_seconds = self.own_seconds = 0.0  # augmenting, in the worker and here
-        self.share = 0.0
+        self.balance = Balance()
+        self.splits: dict[int, int] = {}  # the worker's images of each chunk not received yet
+        self.returned: float | None = None  # when the last result was handed out
         self.rng, self.config = rng, config
         self.sent = self.received = self.last_size = 0
         self.files: list[BinaryIO] = []  # the files this augmenter made, closed at the end
@@ -156,27 +198,23 @@ class ProcessAugmenter:
         slot = self.sent % 2
         idx = np.ascontiguousarray(idx)
         plan = draw_plan(len(idx), self.rng, self.config, self.images.shape[1:])
-        split = len(idx) - round(self.share * len(idx))
+        split = len(idx) - self.balance.own_images(len(idx))
         self._send((idx, slot, split))
+        self.splits[self.sent] = split
         self.sent += 1
         return _Chunk(self, self.sent - 1, self.outputs[slot], idx, plan, split)
 
     def wait(self, number: int) -> int:
-        """Wait for chunk `number`, and for any before it nobody waited for; its size.
-
-        Moves this process's share of the next chunks up if it had to wait, down if not.
-        """
+        """Wait for chunk `number`, and for any before it nobody waited for; its size."""
         assert self.worker.stdout is not None, "started with a pipe"
-        started = time.perf_counter()
-        behind = self.received <= number
         while self.received <= number:
             try:
                 self.last_size, seconds = pickle.load(self.worker.stdout)
             except EOFError:
                 self._stopped()
             self.busy_seconds += seconds
+            self.balance.worker_did(self.splits.pop(self.received), seconds)
             self.received += 1
-        self.share = adjusted_share(self.share, behind and time.perf_counter() - started > WAITED_S)
         return self.last_size
 
     def _stopped(self) -> NoReturn:
@@ -199,12 +237,6 @@ class ProcessAugmenter:
         self.worker.stdout.close()
         for file in self.files:
             file.close()  # the memory goes once no mapping uses it
-
-
-def adjusted_share(share: float, waited: bool) -> float:
-    """The training process's next share of a chunk, after one it did or did not wait for."""
-    change = SHARE_STEP if waited else -SHARE_STEP / 2
-    return min(max(share + change, 0.0), MAX_SHARE)
 
 
 def unnamed_file(size: int) -> BinaryIO:

@@ -10,12 +10,10 @@ import pytest
 from digits.data.augment import AugmentConfig, augment_batch
 from digits.data.mnist import to_input
 from digits.training.prefetch import (
-    MAX_SHARE,
-    SHARE_STEP,
     SHARED_DIR,
+    Balance,
     ProcessAugmenter,
     ThreadPrefetcher,
-    adjusted_share,
     shared_file,
     shared_images,
 )
@@ -43,23 +41,35 @@ def test_the_worker_augments_as_augment_batch_does_chunk_after_chunk(images):
     assert worker.busy_seconds > 0
 
 
-@pytest.mark.parametrize("share", [0.3, MAX_SHARE])
-def test_what_the_training_process_augments_itself_matches_too(images, share):
+@pytest.mark.parametrize("own", [1, 100, CHUNK // 2])
+def test_what_the_training_process_augments_itself_matches_too(images, own):
     config = AugmentConfig(prob=0.7, elastic_px=0.7)
     expected_rng = np.random.default_rng(5)
     with ProcessAugmenter(images, np.random.default_rng(5), config, CHUNK) as worker:
+        worker.balance.own_images = lambda n: min(own, n)
         for idx in chunks(len(images)):
-            worker.share = share
             got = worker.submit(idx).result()
             np.testing.assert_array_equal(got, augment_batch(images[idx], expected_rng, config))
     assert worker.own_seconds > 0
 
 
-def test_the_training_process_takes_more_after_waiting_and_less_after_not():
-    assert adjusted_share(0.1, waited=True) == pytest.approx(0.1 + SHARE_STEP)
-    assert adjusted_share(0.1, waited=False) == pytest.approx(0.1 - SHARE_STEP / 2)
-    assert adjusted_share(0.0, waited=False) == 0.0
-    assert adjusted_share(MAX_SHARE, waited=True) == MAX_SHARE
+def test_the_split_lets_both_processes_finish_a_chunk_together():
+    balance = Balance()
+    assert balance.own_images(2048) == 0  # nothing known yet: the worker does it all
+    balance.worker_did(2048, 0.02048)  # 10 us an image
+    balance.trained(0.01)
+    # (2048 - k) * 10 us = 10 ms + k * 10 us, with the worker's cost standing in for its own
+    assert balance.own_images(2048) == 524
+    balance.own_did(524, 0.01048)  # 20 us an image here: (2048 - k) * 10 = 10,000 + k * 20
+    assert balance.own_images(2048) == 349
+
+
+def test_the_training_process_never_takes_more_than_half_and_none_when_training_is_slower():
+    balance = Balance()
+    balance.worker_did(100, 1.0)
+    assert balance.own_images(2048) == 1024
+    balance.trained(100.0)
+    assert balance.own_images(2048) == 0
 
 
 def test_a_chunk_nobody_waited_for_does_not_shift_the_next_ones(images):
