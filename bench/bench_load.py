@@ -5,9 +5,10 @@ One `streamlit run app.py` server, on its own model copy, samples database and r
 (bench_app_latency.TrainingRun: 10 epochs on all the training images and the drawn digits) and
 starts it again whenever it ends, until the last phase is over. Then, in phases, one session
 alone (the reference), --sessions sessions at once (10, then 25), each in a browser of its own
-on a thread of its own: each opens the Draw page, and once all are open, draws --digits digits
-on a cleared pad with the mouse (tests/helpers/browser.py), waits for the prediction and answers
-Right, or every other time Wrong with another digit picked, and waits for "Saved as".
+on a thread of its own: each opens the Draw page (OPENING_AT_ONCE browsers starting at a time),
+and once all are open, draws --digits digits on a cleared pad with the mouse
+(tests/helpers/browser.py), waits for the prediction and answers Right, or every other time
+Wrong with another digit picked, and waits for "Saved as".
 
 Prints, per phase: exceptions raised in a session (a timeout included) and every error box
 (st.exception or st.error) seen on any page, which must both be none; the answers given against
@@ -59,6 +60,9 @@ from digits.app.user_store import DB_ENV, UserStore
 
 TARGET_MB = 300
 TARGET_SESSIONS = 10
+# Browsers that start at the same time: 25 Chromiums launching at once on two cores, beside the
+# server and a training, time each other out before any page has loaded.
+OPENING_AT_ONCE = 3
 ERROR_BOXES = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 SAMPLE_S = 0.1
 
@@ -92,12 +96,29 @@ def error_boxes(page) -> list[str]:
     return [box.inner_text() for box in page.locator(ERROR_BOXES).all()]
 
 
-def run_session(url: str, drawings: list[tuple], ready: threading.Barrier, out: Session) -> None:
-    """One user in a browser of their own: open the Draw page, then draw and answer each digit."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+def run_session(
+    url: str,
+    drawings: list[tuple],
+    opening: threading.Semaphore,
+    ready: threading.Barrier,
+    out: Session,
+) -> None:
+    """One user in a browser of their own: open the Draw page, then draw and answer each digit.
+
+    The browser starts and opens the page when `opening` lets it; the drawing starts once
+    every session is `ready`.
+    """
+    with sync_playwright() as playwright, ExitStack() as stack:
+        with opening:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            stack.callback(browser.close)
+            try:
+                page = open_app(browser, url, DESKTOP)
+            except Exception as exc:  # reported with the others; the other sessions go on
+                out.exceptions.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+                ready.abort()
+                return
         try:
-            page = open_app(browser, url, DESKTOP)
             page.on("pageerror", lambda exc: out.exceptions.append(f"page error: {exc}"))
             ready.wait()
             for i, drawing in enumerate(drawings):
@@ -107,8 +128,6 @@ def run_session(url: str, drawings: list[tuple], ready: threading.Barrier, out: 
         except Exception as exc:  # reported with the others; the other sessions go on
             out.exceptions.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
             ready.abort()
-        finally:
-            browser.close()
 
 
 def tree_memory_kb(pid: int) -> tuple[int, int]:
@@ -202,9 +221,10 @@ def run_phase(url: str, pid: int, db: Path, n: int, drawings: list[tuple]) -> Ph
     """n sessions at once, each drawing and answering `drawings`; what they saw, peak memory."""
     before = stored_answers(db)
     sessions = [Session() for _ in range(n)]
-    ready = threading.Barrier(n)
+    opening, ready = threading.Semaphore(OPENING_AT_ONCE), threading.Barrier(n)
     threads = [
-        threading.Thread(target=run_session, args=(url, drawings, ready, s)) for s in sessions
+        threading.Thread(target=run_session, args=(url, drawings, opening, ready, s))
+        for s in sessions
     ]
     started = time.perf_counter()
     with PeakMemory(pid) as memory:
