@@ -8,6 +8,7 @@ figure, so both the median and the minimum are printed.
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -17,7 +18,7 @@ import numpy as np
 from digits.data import augment
 from digits.data.augment import AugmentConfig, augment_batch, stroke_thickness, warp_affine
 from digits.data.mnist import load_mnist, to_input
-from digits.training.trainer import PREFETCH_CHUNK
+from digits.training.trainer import PREFETCH_CHUNK, RECIPE_AUGMENT
 
 
 def timings(fn, repeats: int) -> np.ndarray:
@@ -61,6 +62,12 @@ def main() -> None:
             images, matrices, out
         ),
         "  part: stroke_thickness(images, amounts)": lambda: stroke_thickness(images, thickness),
+        "augment_batch, elastic (the recipe's elastic_px)": lambda: augment_batch(
+            images, rng, replace(config, elastic_px=RECIPE_AUGMENT.elastic_px), out=out
+        ),
+        "augment_batch, the recipe (RECIPE_AUGMENT)": lambda: augment_batch(
+            images, rng, RECIPE_AUGMENT, out=out
+        ),
     }
     print(
         f"{n} images; chunk {augment.WARP_CHUNK} images (thickness groups of {augment.GROUP}); "

@@ -18,7 +18,9 @@ percentile, and their ratio to the session alone; and the server's peak memory, 
 tree sampled from /proc every 0.1 s: the PSS (target: at most 300 MB with 10 sessions), and the
 RSS summed, which counts the pages shared with the augmentation worker twice.
 
-    python bench/bench_load.py [--sessions 10 25] [--digits 4] [--seed 0]
+With --no-training the Train page stays idle, which shows what the sessions alone take.
+
+    python bench/bench_load.py [--sessions 10 25] [--digits 4] [--seed 0] [--no-training]
 """
 
 from __future__ import annotations
@@ -279,6 +281,9 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, nargs="+", default=[10, 25])
     parser.add_argument("--digits", type=int, default=4, help="digits each session draws")
     parser.add_argument("--seed", type=int, default=0, help="for the digits' sizes and places")
+    parser.add_argument(
+        "--no-training", action="store_true", help="leave the Train page idle: the reference"
+    )
     args = parser.parse_args()
     if not CHROMIUM.exists():
         sys.exit(f"{CHROMIUM} is missing; install Debian's chromium to run this benchmark.")
@@ -290,21 +295,26 @@ def main() -> None:
         url, process = stack.enter_context(streamlit_server("app.py", LOGS / "bench_load.log", env))
         # A first drawing loads the model, which a user's first drawing waits for once a server.
         warm_up = run_phase(url, process.pid, db, 1, drawings[:1])
-        training = KeepTraining(url)
-        training.started.wait()
+        training = None if args.no_training else KeepTraining(url)
+        if training is not None:
+            training.started.wait()
         try:
             phases = [("alone", run_phase(url, process.pid, db, 1, drawings))]
             for n in args.sessions:
                 phases.append((f"{n} at once", run_phase(url, process.pid, db, n, drawings)))
         finally:
-            training.close()
+            if training is not None:
+                training.close()
         rows = UserStore(db).count()
 
-    reached = training.reached or "?"
-    print(f"{args.digits} digits per session; the Train page's default run kept under way "
-          f"(runs started: {training.starts}; the last stopped at {reached})")  # fmt: skip
-    if training.failure:
-        print(f"  the Train page session failed: {training.failure}")
+    if training is None:
+        print(f"{args.digits} digits per session; no training (--no-training)")
+    else:
+        reached = training.reached or "?"
+        print(f"{args.digits} digits per session; the Train page's default run kept under way "
+              f"(runs started: {training.starts}; the last stopped at {reached})")  # fmt: skip
+        if training.failure:
+            print(f"  the Train page session failed: {training.failure}")
     solo = phases[0][1].sessions[0].latencies_ms
     print_phase("warm-up", warm_up, [])
     for name, phase in phases:
