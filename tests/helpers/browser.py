@@ -199,21 +199,34 @@ def canvas_ink(page, pad: str = "canvas") -> int:
 def press_clear(page, pad: str = "canvas") -> None:
     """Press Clear and wait until the emptied canvas has replaced the old one, in its place."""
     canvas = pad_canvas(page, pad)
-    button = page.locator(f".st-key-{pad}-clear button")
     # A page just opened can still hold the last run's elements (a pad's old slot among them)
     # until its script finishes; only then is the canvas where it belongs.
     wait_until_no_stale_elements(page)
-    old, place = canvas.element_handle(), _below(canvas, button)
-    button.click()
+    wait_until_pad_settled(page, pad)
+    old = canvas.element_handle()
+    page.locator(f".st-key-{pad}-clear button").click()
     page.wait_for_function("canvas => !canvas.isConnected", arg=old, timeout=UPDATE_TIMEOUT_MS)
-    # For a moment the new canvas can sit below the old one's leftover space; wait that out.
-    # Its place is taken from the Clear button above it: the whole page may still be moving
-    # (a page just opened can keep the last page's elements above for a moment).
+    wait_until_pad_settled(page, pad)
+
+
+def wait_until_pad_settled(page, pad: str = "canvas") -> None:
+    """Wait until the pad's canvas fills its slot alone, its top at the slot's top.
+
+    A canvas mounted anew (after Clear, or back from another page) can sit for a moment below
+    the old one's leftover space in the same slot, and a stroke aimed at it would miss.
+    """
+    canvas, slot = pad_canvas(page, pad), page.locator(f".st-key-{pad}-pad")
     deadline = time.monotonic() + UPDATE_TIMEOUT_MS / 1000
-    while _below(canvas, button) != place:
+    while True:
+        at = canvas.bounding_box(timeout=UPDATE_TIMEOUT_MS)
+        room = slot.bounding_box(timeout=UPDATE_TIMEOUT_MS)
+        if abs(at["y"] - room["y"]) < 1 and abs(at["height"] - room["height"]) < 1:
+            return
         if time.monotonic() > deadline:
-            now = _below(canvas, button)
-            raise AssertionError(f"the new canvas is {now} from Clear, not {place}")
+            raise AssertionError(
+                f"the pad's canvas is {at['y'] - room['y']:.0f} px below the top of its "
+                f"{room['height']:.0f} px slot, not at it"
+            )
         page.wait_for_timeout(POLL_MS)
 
 
@@ -225,13 +238,6 @@ def wait_until_no_stale_elements(page) -> None:
                  && !document.querySelector('[data-testid="stStatusWidgetRunningIcon"]')""",
         timeout=UPDATE_TIMEOUT_MS,
     )
-
-
-def _below(canvas, button) -> tuple[float, float]:
-    """Where the canvas is, (dx, dy), from the button above it."""
-    at = canvas.bounding_box(timeout=UPDATE_TIMEOUT_MS)
-    start = button.bounding_box(timeout=UPDATE_TIMEOUT_MS)
-    return at["x"] - start["x"], at["y"] - start["y"]
 
 
 def clear(page) -> None:
