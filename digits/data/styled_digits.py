@@ -17,18 +17,19 @@ from PIL import Image, ImageDraw
 from digits.data.pad import CANVAS_SIDE, PEN_WIDTH_RANGE
 from digits.data.preprocess import preprocess
 
+Stroke = tuple[tuple[float, float], ...]
 
-def _ellipse(n: int = 40) -> tuple[tuple[float, float], ...]:
-    """A closed ring filling the unit box but for a margin, as a polyline of n points."""
+
+def ring(cx: float, cy: float, rx: float, ry: float, n: int = 40) -> Stroke:
+    """A closed ellipse as a polyline of n points, starting at its right."""
     t = np.linspace(0, 2 * np.pi, n)
-    x, y = (0.5 + 0.38 * np.cos(t)).tolist(), (0.5 + 0.46 * np.sin(t)).tolist()
-    return tuple(zip(x, y, strict=True))
+    return tuple(zip((cx + rx * np.cos(t)).tolist(), (cy + ry * np.sin(t)).tolist(), strict=True))
 
 
 # Strokes as polylines of (x, y) points in a unit box, y pointing down, by digit.
-STROKES: dict[int, tuple[tuple[tuple[float, float], ...], ...]] = {
+STROKES: dict[int, tuple[Stroke, ...]] = {
     # A ring, and a slash from beyond its top right to beyond its bottom left.
-    0: (_ellipse(), ((1.0, -0.05), (0.0, 1.05))),
+    0: (ring(0.5, 0.5, 0.38, 0.46), ((1.0, -0.05), (0.0, 1.05))),
     # Top bar, then the long diagonal down to the foot, then the crossbar through its middle.
     7: (
         ((0.12, 0.05), (0.88, 0.05), (0.35, 0.98)),
@@ -58,6 +59,22 @@ MARGIN = 3
 PEN_WIDTH = (PEN_WIDTH_RANGE[0] + 4, PEN_WIDTH_RANGE[1] - 12)
 
 
+def jitter_stroke(
+    polyline: Stroke,
+    rng: np.random.Generator,
+    stroke_jitter: float = STROKE_JITTER,
+    point_jitter: float = POINT_JITTER,
+) -> np.ndarray:
+    """A unit-box stroke as (k, 2) float64, stretched, turned and moved by up to stroke_jitter
+    and, if it has at most CORNERS points, each corner moved by up to point_jitter."""
+    unit = np.asarray(polyline)
+    warp = np.eye(2) + rng.uniform(-stroke_jitter, stroke_jitter, (2, 2))
+    unit = (unit - 0.5) @ warp + 0.5 + rng.uniform(-stroke_jitter, stroke_jitter, 2)
+    if len(unit) <= CORNERS:
+        unit = unit + rng.uniform(-point_jitter, point_jitter, unit.shape)
+    return unit
+
+
 def draw_styled(digit: int, rng: np.random.Generator) -> np.ndarray:
     """One `digit` of DIGITS drawn on the app's canvas: (280, 280, 4) RGBA uint8, white on black."""
     height = rng.uniform(*HEIGHT_FRACTION) * CANVAS_SIDE
@@ -66,11 +83,7 @@ def draw_styled(digit: int, rng: np.random.Generator) -> np.ndarray:
     pen = rng.uniform(*PEN_WIDTH)
     strokes = []
     for polyline in STROKES[digit]:
-        unit = np.asarray(polyline)
-        warp = np.eye(2) + rng.uniform(-STROKE_JITTER, STROKE_JITTER, (2, 2))
-        unit = (unit - 0.5) @ warp + 0.5 + rng.uniform(-STROKE_JITTER, STROKE_JITTER, 2)
-        if len(unit) <= CORNERS:
-            unit = unit + rng.uniform(-POINT_JITTER, POINT_JITTER, unit.shape)
+        unit = jitter_stroke(polyline, rng)
         # Slanted: each point moves right by `slant` times its height above the baseline.
         x = unit[:, 0] * width + slant * (1 - unit[:, 1]) * height
         strokes.append(np.stack([x, unit[:, 1] * height], axis=1))
