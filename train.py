@@ -53,6 +53,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive whole number, got {text}")
+    return value
+
+
 # The TrainConfig fields that have a flag: field -> (help, add_argument options). A field's
 # flag is its name with dashes, its default the field's; a bool field gets --x / --no-x.
 RECIPE_FLAGS: dict[str, tuple[str, dict]] = {
@@ -80,7 +87,12 @@ RECIPE_FLAGS: dict[str, tuple[str, dict]] = {
     ),
     "outliers": (
         "generated non-digits trained toward a uniform output, so it learns to refuse (0: none)",
-        {"type": int},
+        {"type": count},
+    ),
+    "continental": (
+        "digits of each hand MNIST rarely shows (a flagged 1, a crossed 7, a slashed 0, ...) "
+        "added to the training images (0: none)",
+        {"type": count},
     ),
     "patience": (
         "stop after this many epochs without a better validation accuracy",

@@ -15,6 +15,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from digits.data.augment import AugmentConfig
+from digits.data.continental_digits import NAMES as CONTINENTAL_HANDS
+from digits.data.continental_digits import TRAIN_SEED as CONTINENTAL_SEED
+from digits.data.continental_digits import continental_set
 from digits.data.mnist import (
     DRAWN_PATH,
     N_CLASSES,
@@ -81,6 +84,9 @@ class TrainConfig:
     # network learns to hesitate on what is not a digit (outlier exposure). Off by default until
     # a model trained with them meets every target: the default run reproduces the shipped one.
     outliers: int = 0
+    # How many digits of each hand MNIST rarely shows (continental_digits.py: a flagged 1, a
+    # crossed 7, a slashed 0, ...) join the training images. Off by default for the same reason.
+    continental: int = 0
     val_size: int = 5000
     patience: int | None = None
     seed: int = 0
@@ -134,13 +140,15 @@ class DataStory:
     validation: int
     drawn: int  # MNIST training digits drawn again as people draw them, added to `train`
     non_digits: int = 0  # generated letters, shapes and scribbles it learns to refuse
+    continental: int = 0  # generated digits in hands MNIST rarely shows, added to `train`
 
     @classmethod
     def of(cls, config: dict, n_drawn: int, n_mnist: int = N_TRAIN) -> DataStory:
         """The story of a run from its config (as in a model file) and its drawn count."""
         val_size = config.get("val_size", TrainConfig.val_size)
         split = split_sizes(n_mnist, val_size, config.get("limit"))
-        return cls(n_mnist, *split, n_drawn, config.get("outliers") or 0)
+        hands = (config.get("continental") or 0) * len(CONTINENTAL_HANDS)
+        return cls(n_mnist, *split, n_drawn, config.get("outliers") or 0, hands)
 
     def sentence(self) -> str:
         """E.g. "the 60,000 MNIST training digits, 5,000 of them held out for validation, plus
@@ -148,10 +156,15 @@ class DataStory:
         used = self.train + self.validation
         which = f"the {used:,}" if used == self.mnist else f"{used:,} of the {self.mnist:,}"
         drawn = f", plus {self.drawn:,} drawn digits" if self.drawn else ""
+        hands = (
+            f", {self.continental:,} generated digits in hands MNIST rarely shows"
+            if self.continental
+            else ""
+        )
         refused = f" and {self.non_digits:,} generated non-digits" if self.non_digits else ""
         return (
             f"{which} MNIST training digits, {self.validation:,} of them held out for "
-            f"validation{drawn}{refused}"
+            f"validation{drawn}{hands}{refused}"
         )
 
 
@@ -160,7 +173,8 @@ def training_data(data: Mnist, config: TrainConfig, drawn_file: Path | str = DRA
 
     With config.drawn, the drawings of the split's training images are appended to them
     (drawn_digits.py); raises DatasetError if that file is missing or damaged. With
-    config.outliers, that many generated non-digits labelled OUTLIER follow (non_digits.py).
+    config.continental, that many digits of each continental hand follow, and with
+    config.outliers, that many generated non-digits labelled OUTLIER (non_digits.py).
     With config.augment, train_x is in shared memory, where the augmentation worker maps it.
     """
     (mnist_x, mnist_y), val = split_train_val(
@@ -169,12 +183,18 @@ def training_data(data: Mnist, config: TrainConfig, drawn_file: Path | str = DRA
     parts = [(mnist_x, mnist_y)]
     if config.drawn:
         parts.append(drawn_for(mnist_x, mnist_y, load_drawn_training_set(drawn_file)))
+    if config.continental:
+        hands, labels, _ = continental_set(config.continental, CONTINENTAL_SEED)
+        parts.append((hands, labels.astype(mnist_y.dtype)))
     if config.outliers:
         rng = np.random.default_rng(np.random.SeedSequence([config.seed, OUTLIER_SEED]))
         outliers, _ = non_digit_images(config.outliers, rng, mnist_x)
         parts.append((outliers, np.full(len(outliers), OUTLIER, mnist_y.dtype)))
     n_drawn = len(parts[1][0]) if config.drawn else 0
-    story = DataStory(len(data.train_images), len(mnist_x), len(val[0]), n_drawn, config.outliers)
+    n_hands = config.continental * len(CONTINENTAL_HANDS)
+    story = DataStory(
+        len(data.train_images), len(mnist_x), len(val[0]), n_drawn, config.outliers, n_hands
+    )
     n_images = sum(len(x) for x, _ in parts)
     # Joined straight into the array training reads, so no image is held twice meanwhile.
     shape = (n_images, *mnist_x.shape[1:])
