@@ -1,10 +1,10 @@
 """Train: a new network, a search for its settings, or fine-tuning on your samples, shown live.
 
-Runs happen on the server's one TrainingRunner (training_runner.py), in a background thread;
-this page starts them and, while one is under way, polls its state twice a second in a
-fragment. A run's model is saved in the runs folder and is used by the app only once the user
-presses "Use this model"; the shipped model_params.pkl is never written, and one button brings
-it back.
+Runs happen on the server's one TrainingRunner (training_runner.py), each in a process of its
+own that the runner looks after from a background thread; this page starts them and, while one
+is under way, polls its state twice a second in a fragment. A run's model is saved in the runs
+folder and is used by the app only once the user presses "Use this model"; the shipped
+model_params.pkl is never written, and one button brings it back.
 """
 
 from __future__ import annotations

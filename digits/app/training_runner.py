@@ -1,9 +1,10 @@
-"""Training in a background thread, one run at a time, and the model files the runs leave behind.
+"""Training in the background, one run at a time, and the model files the runs leave behind.
 
 The app keeps one TrainingRunner per server (st.cache_resource), so however many sessions are
 open, only one run (a training, a search or a fine-tuning) uses the CPU at a time; a second
-start is refused. The run happens on the runner's thread; the page polls `snapshot()`, a frozen
-copy of the run's state, and `stop()` asks the run to end after its current step.
+start is refused. A run is looked after by the runner's thread, and its job's work happens in a
+process of its own (job_process.py), which holds the run's data; the page polls `snapshot()`, a
+frozen copy of the run's state, and `stop()` asks the run to end after its current step.
 
 A run's model goes to runs/<timestamp>.pkl with its history beside it. The app reads it only
 once the user chooses it (`use_model`, kept in runs/in-use.txt); the shipped model_params.pkl,
@@ -26,6 +27,7 @@ from typing import TypedDict
 import numpy as np
 
 from digits import PROJECT_ROOT
+from digits.app.job_process import RemoteJob
 from digits.data.mnist import DatasetError, Mnist, load_mnist
 from digits.training import tuning
 from digits.training.checkpoint import FROM_TRAIN_PAGE, save_model
@@ -181,7 +183,7 @@ class Run:
 
 
 # A job loads MNIST itself (with the loader it is given), so it can let go of the parts it
-# no longer needs while it runs.
+# no longer needs while it runs; the jobs below do it in a process of their own.
 Job = Callable[[Run, Callable[[], Mnist]], Outcome]
 
 
@@ -197,7 +199,8 @@ class TrainingRunner:
     """Runs one job at a time on a background thread and manages the runs folder.
 
     `load_data` reads MNIST, at the start of each run so that none is held in between; tests
-    pass a smaller set.
+    pass a smaller set. The jobs below call it in their own process, so it must pickle (a
+    module-level function).
     """
 
     def __init__(self, folder: Path | str, load_data: Callable[[], Mnist] = load_mnist):
@@ -380,86 +383,92 @@ def fresh_path(folder: Path) -> Path:
 
 def training_job(config: TrainConfig) -> Job:
     """Train a new network with `config`; its test accuracy goes into the summary."""
-
-    def job(run: Run, load: Callable[[], Mnist]) -> Outcome:
-        mnist = load()
-        (train_x, train_y), (val_x, val_y), story = training_data(mnist, config)
-        # train_x holds copies of the training images, so while it trains the server keeps
-        # only the test set of the rest.
-        mnist = mnist.test_only()
-        run.expect(config.epochs, len(train_x))
-        started = time.perf_counter()
-        network, history = fit(
-            config, train_x, train_y, val_x, val_y, run.on_batch, run.on_epoch, run.should_stop
-        )
-        seconds = time.perf_counter() - started
-        run.say("Scoring on the test set…")
-        score = mnist_test_accuracy(network.predict_proba, mnist)
-        done = f"{len(history)} of {config.epochs} epochs" if run.should_stop() else "trained"
-        return Outcome(
-            params=network.export(),
-            history=history,
-            summary=[f"Test accuracy {score:.2%}, {done} on {story.sentence()}."],
-            story=story,
-            metadata={
-                "test_accuracy": score,
-                "seed": config.seed,
-                "train_seconds": round(seconds, 1),
-            },
-        )
-
-    return job
+    return RemoteJob(_train, (config,))
 
 
 def tuning_job(base: TrainConfig, budget: int) -> Job:
     """Search lr, weight decay and epochs on the validation split; no model is saved."""
-
-    def job(run: Run, load: Callable[[], Mnist]) -> Outcome:
-        (train_x, train_y), (val_x, val_y), story = training_data(load(), base)
-        run.say(f"Trial 1 of {budget}…", progress=0.0)
-        trials = tuning.search(
-            base, train_x, train_y, val_x, val_y, budget, run.on_trial, run.should_stop
-        )
-        top = tuning.best(trials)
-        if top is None:
-            return Outcome(summary=["No trial finished with a score."])
-        return Outcome(
-            summary=[
-                f"Best: learning rate {top.lr:g}, weight decay {top.weight_decay:g}, "
-                f"{top.epochs} epochs: {top.val_accuracy:.2%} on the validation digits "
-                f"(each trial learnt from {story.sentence()})."
-            ]
-        )
-
-    return job
+    return RemoteJob(_search, (base, budget))
 
 
 def finetune_job(
     params: dict, images: np.ndarray, labels: np.ndarray, config: FinetuneConfig
 ) -> Job:
     """Fine-tune `params` on user samples, images (n, 28, 28) in [0, 1], with MNIST replay."""
+    return RemoteJob(_finetune, (params, images, labels, config))
 
-    def job(run: Run, load: Callable[[], Mnist]) -> Outcome:
-        mnist = load()
-        # The replay's size (drawn digits and user samples included) is only known once
-        # finetune has mixed it: fit announces it through on_start.
-        run.expect(config.epochs, 1)
-        started = time.perf_counter()
-        network, history, report = finetune(
-            params, images, labels, mnist, config, run.on_batch, run.on_epoch, run.should_stop,
-            on_start=run.on_start,
-        )  # fmt: skip
-        lines = report.lines()
-        return Outcome(
-            params=network.export(),
-            history=history,
-            summary=[line[0].upper() + line[1:] + "." for line in lines],
-            metadata={
-                "test_accuracy": report.mnist_after,
-                "seed": config.seed,
-                "train_seconds": round(time.perf_counter() - started, 1),
-                "finetune_report": dataclasses.asdict(report),
-            },
-        )
 
-    return job
+# The jobs' bodies, run in a process of their own (job_process.py).
+
+
+def _train(run: Run, load: Callable[[], Mnist], config: TrainConfig) -> Outcome:
+    mnist = load()
+    (train_x, train_y), (val_x, val_y), story = training_data(mnist, config)
+    # train_x holds copies of the training images, so while it trains the process keeps
+    # only the test set of the rest.
+    mnist = mnist.test_only()
+    run.expect(config.epochs, len(train_x))
+    started = time.perf_counter()
+    network, history = fit(
+        config, train_x, train_y, val_x, val_y, run.on_batch, run.on_epoch, run.should_stop
+    )
+    seconds = time.perf_counter() - started
+    run.say("Scoring on the test set…")
+    score = mnist_test_accuracy(network.predict_proba, mnist)
+    done = f"{len(history)} of {config.epochs} epochs" if run.should_stop() else "trained"
+    return Outcome(
+        params=network.export(),
+        history=history,
+        summary=[f"Test accuracy {score:.2%}, {done} on {story.sentence()}."],
+        story=story,
+        metadata={"test_accuracy": score, "seed": config.seed, "train_seconds": round(seconds, 1)},
+    )
+
+
+def _search(run: Run, load: Callable[[], Mnist], base: TrainConfig, budget: int) -> Outcome:
+    (train_x, train_y), (val_x, val_y), story = training_data(load(), base)
+    run.say(f"Trial 1 of {budget}…", progress=0.0)
+    trials = tuning.search(
+        base, train_x, train_y, val_x, val_y, budget, run.on_trial, run.should_stop
+    )
+    top = tuning.best(trials)
+    if top is None:
+        return Outcome(summary=["No trial finished with a score."])
+    return Outcome(
+        summary=[
+            f"Best: learning rate {top.lr:g}, weight decay {top.weight_decay:g}, "
+            f"{top.epochs} epochs: {top.val_accuracy:.2%} on the validation digits "
+            f"(each trial learnt from {story.sentence()})."
+        ]
+    )
+
+
+def _finetune(
+    run: Run,
+    load: Callable[[], Mnist],
+    params: dict,
+    images: np.ndarray,
+    labels: np.ndarray,
+    config: FinetuneConfig,
+) -> Outcome:
+    mnist = load()
+    # The replay's size (drawn digits and user samples included) is only known once
+    # finetune has mixed it: fit announces it through on_start.
+    run.expect(config.epochs, 1)
+    started = time.perf_counter()
+    network, history, report = finetune(
+        params, images, labels, mnist, config, run.on_batch, run.on_epoch, run.should_stop,
+        on_start=run.on_start,
+    )  # fmt: skip
+    lines = report.lines()
+    return Outcome(
+        params=network.export(),
+        history=history,
+        summary=[line[0].upper() + line[1:] + "." for line in lines],
+        metadata={
+            "test_accuracy": report.mnist_after,
+            "seed": config.seed,
+            "train_seconds": round(time.perf_counter() - started, 1),
+            "finetune_report": dataclasses.asdict(report),
+        },
+    )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.mnist_subsets import small_mnist
 
 from digits.app.insights import read_history
 from digits.app.training_runner import (
@@ -28,7 +29,7 @@ from digits.app.training_runner import (
     training_job,
     tuning_job,
 )
-from digits.data.mnist import Mnist, load_drawn_training_set
+from digits.data.mnist import load_drawn_training_set, load_mnist
 from digits.training import tuning
 from digits.training.checkpoint import FROM_TRAIN_PAGE, history_path
 from digits.training.finetune import FinetuneConfig, FinetuneError
@@ -45,18 +46,9 @@ def run_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.pkl"), reverse=True)
 
 
-@pytest.fixture(scope="module")
-def small_mnist(mnist):
-    """3,000 training images (the last 500 for validation) and 1,000 test images."""
-    return Mnist(
-        mnist.train_images[:3000], mnist.train_labels[:3000],
-        mnist.test_images[:1000], mnist.test_labels[:1000],
-    )  # fmt: skip
-
-
 @pytest.fixture
-def runner(tmp_path, small_mnist):
-    runner = TrainingRunner(tmp_path / "runs", load_data=lambda: small_mnist)
+def runner(tmp_path):
+    runner = TrainingRunner(tmp_path / "runs", load_data=small_mnist)
     yield runner
     runner.stop()
     runner.wait(WAIT_S)
@@ -377,7 +369,7 @@ def test_a_search_run_reports_each_trial_as_it_ends_and_saves_no_model(runner):
 
 
 def test_a_fine_tuning_run_saves_its_model_with_the_before_and_after_report(tmp_path, mnist):
-    runner = TrainingRunner(tmp_path / "runs", load_data=lambda: mnist)  # replay needs it all
+    runner = TrainingRunner(tmp_path / "runs", load_data=load_mnist)  # replay needs it all
     params = load_params(MODEL_PATH)
     images = mnist.test_images[:40].astype(np.float32) / 255
     labels = mnist.test_labels[:40].astype(np.int64)
@@ -395,7 +387,7 @@ def test_a_fine_tuning_run_saves_its_model_with_the_before_and_after_report(tmp_
 def test_a_fine_tuning_runs_progress_spans_exactly_its_epochs_drawn_digits_included(
     tmp_path, mnist
 ):
-    runner = TrainingRunner(tmp_path / "runs", load_data=lambda: mnist)
+    runner = TrainingRunner(tmp_path / "runs", load_data=load_mnist)
     params = load_params(MODEL_PATH)
     images = mnist.test_images[:40].astype(np.float32) / 255
     labels = mnist.test_labels[:40].astype(np.int64)
