@@ -13,8 +13,9 @@ microsecond, so (bench/bench_augment.py measures the result):
   on two 16-bit lanes of each uint32 (SIMD within a register), in 1/16-pixel fixed point.
 - The table is built from a zero-bordered frame filled by whole-row copies (a row of pixels
   viewed as one 28-byte item), then one unaligned uint16 read, a shift and an or.
-- Source positions come from one small float32 matmul per chunk, whose constant term holds
-  2**23: float32 then rounds each position to an integer and keeps it in its low bits.
+- Source positions come from one small float32 matmul per chunk. Its terms are multiples of
+  2**-12 small enough that every sum is exact, so no BLAS kernel or thread count changes a
+  position; adding 2**23 then rounds each to an integer and keeps it in its low bits.
 - Clipping positions to the one-pixel zero border stands in for a wide margin.
 """
 
@@ -158,6 +159,15 @@ def stroke_thickness(images: np.ndarray, amount: np.ndarray) -> np.ndarray:
 
 # Points per side of the grid the elastic offsets are drawn on: a few strokes' width apart.
 ELASTIC_GRID = 4
+# The positions' terms are multiples of 2**-(2 * TENT_BITS) in 1/16 px (elastic offsets whole
+# 1/16 px, weights of the grid points multiples of 2**-TENT_BITS along each axis), small
+# enough that every sum of them is exact in float32.
+TENT_BITS = 6
+
+
+def _exact(values: np.ndarray, bits: int) -> np.ndarray:
+    """values rounded to the nearest multiple of 2**-bits."""
+    return np.rint(np.asarray(values, np.float64) * 2**bits) / 2**bits
 
 
 def random_displacements(
@@ -180,7 +190,8 @@ def elastic_basis(shape: tuple[int, int], points: int = ELASTIC_GRID) -> np.ndar
     def tents(size: int) -> np.ndarray:  # (points, size): 1 at its point, 0 at the next
         at = np.linspace(0, size - 1, points)
         spacing = at[1] - at[0]
-        return np.maximum(0.0, 1 - np.abs(np.arange(size) - at[:, None]) / spacing)
+        tent = np.maximum(0.0, 1 - np.abs(np.arange(size) - at[:, None]) / spacing)
+        return _exact(tent, TENT_BITS)  # neighbours' weights still add up to exactly 1
 
     h, w = shape
     basis = tents(h)[:, None, :, None] * tents(w)[None, :, None, :]
@@ -205,8 +216,8 @@ def _source_coefficients(
     """Per-chunk maps (blocks, 2 * chunk, 3 + k) float32 from output (j, i, 1, basis) to source
     x, then y, with k the elastic grid points (0 without displacements (n, 2, k)).
 
-    Positions are in 1/16 px of the zero-bordered frame plus 2**23, where float32 rounds each
-    position to an integer, within 1/16 px. Padding maps of the last chunk are the identity.
+    Positions are in 1/16 px of the zero-bordered frame, every term a multiple of 2**-12, so
+    the sums are exact (`locate` rounds them). Padding maps of the last chunk are the identity.
     """
     n = len(matrices)
     blocks = -(-n // chunk)
@@ -217,7 +228,9 @@ def _source_coefficients(
     if displacements is not None:
         coefficients[:n, :, 3:] = displacements
     coefficients *= _ONE
-    coefficients[:, :, 2] = np.rint(coefficients[:, :, 2]) + _ONE + _MAGIC  # + the border
+    coefficients[:, :, :2] = _exact(coefficients[:, :, :2], 2 * TENT_BITS)
+    coefficients[:, :, 2] = np.rint(coefficients[:, :, 2]) + _ONE  # + the border
+    coefficients[:, :, 3:] = np.rint(coefficients[:, :, 3:])
     by_block = coefficients.reshape(blocks, chunk, 2, 3 + k).transpose(0, 2, 1, 3)
     return by_block.reshape(blocks, 2 * chunk, 3 + k).astype(np.float32)
 
@@ -292,6 +305,7 @@ class _WarpBuffers:
         """Map coefficients (2 * chunk, 3) to table indices, leaving fx, fy in x_bits, y_bits."""
         position, flat = self.position, self.flat_1d
         np.matmul(coefficients, self.grid, out=position)
+        position += _MAGIC  # rounds each position to an integer, in its low bits
         if self.h == self.w:
             np.clip(position, _MAGIC, self.x_limit, out=position)
         else:
