@@ -24,6 +24,7 @@ import argparse
 import io
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TypedDict
@@ -367,16 +368,20 @@ def drawn_test_set(
 
     Digit i's drawing depends only on (style, seed, i), so a smaller n gives a prefix of a larger.
     """
+    data = load_mnist() if data is None else data
+    return list(drawn_test_drawings(style, n, seed, data)), np.array(data.test_labels[:n])
+
+
+def drawn_test_drawings(style: str, n: int, seed: int, data: Mnist) -> Iterator[np.ndarray]:
+    """drawn_test_set's drawings one at a time, so that only one is held (a canvas is large)."""
     if style not in STYLES:
         raise ValueError(f"Unknown style {style!r}; choose one of {', '.join(STYLES)}.")
-    data = load_mnist() if data is None else data
     if not 0 <= n <= len(data.test_images):
         raise ValueError(f"n must be between 0 and {len(data.test_images)}, not {n}.")
     rngs = np.random.default_rng([seed, STYLES.index(style)]).spawn(n)
-    images = [
+    return (
         render(digit, style, rng) for digit, rng in zip(data.test_images[:n], rngs, strict=True)
-    ]
-    return images, np.array(data.test_labels[:n])
+    )
 
 
 def draw_and_read(digit: np.ndarray, style: str, rng: np.random.Generator) -> np.ndarray | None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from digits.data.drawn_digits import drawn_test_set
+from digits.data.drawn_digits import drawn_test_drawings
 from digits.data.mnist import IMAGE_SIDE, N_CLASSES, Mnist, to_input, to_uint8
 from digits.data.preprocess import preprocess
 
@@ -43,8 +43,9 @@ class DrawnCheck:
 
     @classmethod
     def make(cls, mnist: Mnist, n: int, seed: int = 0) -> DrawnCheck:
-        drawings, labels = drawn_test_set("canvas", n, seed, mnist)
+        drawings = drawn_test_drawings("canvas", n, seed, mnist)
         inputs = [preprocess(drawing).image for drawing in drawings]
+        labels = np.array(mnist.test_labels[:n])
         blank = np.zeros((IMAGE_SIDE, IMAGE_SIDE), np.float32)
         images = to_uint8(np.stack([blank if x is None else x for x in inputs]))
         return cls(images, labels, np.array([x is not None for x in inputs]))
