@@ -166,11 +166,16 @@ def main() -> None:
 
     threading.Thread(target=wait_for_stop, daemon=True).start()
     try:
-        outcome = function(RemoteRun(pipe, stop), load, *args)
-    except Exception as exc:
-        _send(pipe, ("error", _portable(exc), traceback.format_exc()))
-    else:
-        _send(pipe, ("outcome", outcome))
+        try:
+            outcome = function(RemoteRun(pipe, stop), load, *args)
+        except BrokenPipeError:
+            raise
+        except Exception as exc:
+            _send(pipe, ("error", _portable(exc), traceback.format_exc()))
+        else:
+            _send(pipe, ("outcome", outcome))
+    except BrokenPipeError:  # the server has gone, and with it anyone to tell
+        os._exit(0)
 
 
 if __name__ == "__main__":

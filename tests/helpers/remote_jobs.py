@@ -48,3 +48,13 @@ def die(run, load) -> Outcome:
 def loader_pid() -> int:
     """A loader that tells which process called it."""
     return os.getpid()
+
+
+def report_pid_then_run_until_stopped(run, load, pid_file: str) -> Outcome:
+    """Writes its process id to pid_file, then reports progress until told to stop."""
+    with open(pid_file, "w") as out:
+        out.write(str(os.getpid()))
+    while not run.should_stop():
+        run.say("working")
+        time.sleep(0.01)
+    return Outcome()

@@ -1,13 +1,19 @@
 """A job in a process of its own: progress relayed, outcome and errors returned, stop obeyed."""
 
 import os
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import pytest
 from helpers import remote_jobs
 
 from digits.app.job_process import RemoteJob, RemoteTraceback
 from digits.training.finetune import FinetuneError
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class Recorder:
@@ -86,3 +92,48 @@ def test_when_the_parent_fails_the_child_is_stopped_and_waited_for():
     with pytest.raises(KeyError):
         RemoteJob(remote_jobs.until_stopped)(Failing(), remote_jobs.loader_pid)
     # Returning at all shows the child ended: the call waits for it after closing its input.
+
+
+def ended(pid: int) -> bool:
+    """Whether process pid has exited (a zombie nobody has reaped yet counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_the_child_never_outlives_its_server(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    server = subprocess.Popen(
+        [sys.executable, "-c", PARENT_SCRIPT, str(pid_file)], cwd=ROOT, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    server.kill()
+    server.wait()
+    while not ended(child):
+        assert time.monotonic() < deadline, "the job went on after its server was killed"
+        time.sleep(0.05)
+    assert b"Traceback" not in server.stderr.read()
+
+
+# A server in miniature: one run of the job above, which only ends if something stops it.
+PARENT_SCRIPT = """
+import sys
+sys.path[:0] = ["tests", "."]
+from digits.app.job_process import RemoteJob
+from helpers import remote_jobs
+
+class Run:
+    def should_stop(self):
+        return False
+
+    def __getattr__(self, method):
+        return lambda *args, **kwargs: None
+
+RemoteJob(remote_jobs.report_pid_then_run_until_stopped, (sys.argv[1],))(Run(), int)
+"""
