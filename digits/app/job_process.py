@@ -174,8 +174,13 @@ def main() -> None:
             _send(pipe, ("error", _portable(exc), traceback.format_exc()))
         else:
             _send(pipe, ("outcome", outcome))
-    except BrokenPipeError:  # the server has gone, and with it anyone to tell
-        os._exit(0)
+    except BrokenPipeError:
+        pass  # the server has gone, and with it anyone to tell
+    # Out without the interpreter's shutdown, which would wait for the input's lock that the
+    # thread above holds while it waits for a stop byte (Python aborts on that).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -137,3 +137,13 @@ class Run:
 
 RemoteJob(remote_jobs.report_pid_then_run_until_stopped, (sys.argv[1],))(Run(), int)
 """
+
+
+def test_a_finished_job_ends_its_process_cleanly(capfd):
+    # The thread waiting for a stop byte holds the input's lock; the child must not wait for
+    # it at shutdown (Python aborts with "could not acquire lock ... at interpreter shutdown").
+    for _ in range(3):
+        RemoteJob(remote_jobs.report, (1,))(Recorder(), remote_jobs.loader_pid)
+    log = capfd.readouterr().err
+    assert log.count("noise on standard output") == 3
+    assert "Fatal Python error" not in log
