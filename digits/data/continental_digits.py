@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from digits.data.drawn_digits import STYLES as DRAWN_STYLES
-from digits.data.drawn_digits import render
+from digits.data.drawn_digits import draw_and_read, render
 from digits.data.mnist import IMAGE_SIDE
 from digits.data.styled_digits import Stroke, jitter_stroke, ring
 
@@ -81,15 +81,24 @@ def continental_digit(name: str, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(picture.resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.BOX))
 
 
-def continental_set(n_each: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def continental_set(
+    n_each: int, seed: int, drawn: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """n_each digits of every style: images (m, 28, 28) uint8, labels (m,), style (m,) indices.
 
-    Digit i of style s depends only on (seed, s, i).
+    Digit i of style s depends only on (seed, s, i). With drawn, each is drawn in one of
+    drawn_digits' styles in turn and read back by the app's preprocessing, as the drawn
+    training digits are (kept as it was where the preprocessing finds no digit).
     """
     images, labels, styles = [], [], []
     for s, name in enumerate(NAMES):
-        for rng in np.random.default_rng([seed, s]).spawn(n_each):
-            images.append(continental_digit(name, rng))
+        for i, rng in enumerate(np.random.default_rng([seed, s]).spawn(n_each)):
+            digit = continental_digit(name, rng)
+            if drawn:
+                style = DRAWN_STYLES[i % len(DRAWN_STYLES)]
+                read = draw_and_read(digit, style, np.random.default_rng([seed, s, i]))
+                digit = digit if read is None else read
+            images.append(digit)
             labels.append(STYLES[name][0])
             styles.append(s)
     return np.stack(images), np.array(labels, np.uint8), np.array(styles, np.uint8)

@@ -184,7 +184,8 @@ def training_data(data: Mnist, config: TrainConfig, drawn_file: Path | str = DRA
     if config.drawn:
         parts.append(drawn_for(mnist_x, mnist_y, load_drawn_training_set(drawn_file)))
     if config.continental:
-        hands, labels, _ = continental_set(config.continental, CONTINENTAL_SEED)
+        # Drawn and read back, as the app reads the hands people draw.
+        hands, labels, _ = continental_set(config.continental, CONTINENTAL_SEED, drawn=True)
         parts.append((hands, labels.astype(mnist_y.dtype)))
     if config.outliers:
         rng = np.random.default_rng(np.random.SeedSequence([config.seed, OUTLIER_SEED]))

@@ -51,3 +51,14 @@ def test_held_out_drawings_come_in_every_drawn_style_and_the_app_finds_the_digit
     assert len(images) == 2 * len(DRAWN_STYLES)
     assert set(labels) == {7}
     assert all(preprocess(image).has_digit for image in images)
+
+
+def test_drawn_training_digits_are_read_back_the_way_the_app_reads_a_drawing():
+    raw, labels, styles = continental_set(3, seed=5)
+    drawn, drawn_labels, drawn_styles = continental_set(3, seed=5, drawn=True)
+    np.testing.assert_array_equal(drawn_labels, labels)
+    np.testing.assert_array_equal(drawn_styles, styles)
+    assert drawn.shape == raw.shape
+    assert drawn.dtype == np.uint8
+    assert all(not np.array_equal(a, b) for a, b in zip(drawn, raw, strict=True))
+    np.testing.assert_array_equal(drawn, continental_set(3, seed=5, drawn=True)[0])
