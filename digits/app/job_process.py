@@ -165,17 +165,13 @@ def main() -> None:
         stop.set()
 
     threading.Thread(target=wait_for_stop, daemon=True).start()
+    message: tuple
     try:
-        try:
-            outcome = function(RemoteRun(pipe, stop), load, *args)
-        except BrokenPipeError:
-            raise
-        except Exception as exc:
-            _send(pipe, ("error", _portable(exc), traceback.format_exc()))
-        else:
-            _send(pipe, ("outcome", outcome))
-    except BrokenPipeError:
-        pass  # the server has gone, and with it anyone to tell
+        message = ("outcome", function(RemoteRun(pipe, stop), load, *args))
+    except Exception as exc:
+        message = ("error", _portable(exc), traceback.format_exc())
+    with contextlib.suppress(BrokenPipeError):  # the server has gone, and anyone to tell
+        _send(pipe, message)
     # Out without the interpreter's shutdown, which would wait for the input's lock that the
     # thread above holds while it waits for a stop byte (Python aborts on that).
     sys.stdout.flush()
